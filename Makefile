@@ -1,0 +1,50 @@
+# Two entry points for a fresh Debian machine with Python >= 3.11 and make:
+#   make run   install everything, then serve the embedded demo bundle
+#   make test  install everything (with the dev extra), then run the tests
+# Installs are stamped against pyproject.toml, so a second run reinstalls nothing.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+BUNDLE ?= checkpoints/demo
+PYTEST_ARGS ?=
+
+.PHONY: run test lint system-deps clean-venv
+
+run: $(VENV)/.installed-run
+	@if $(BIN)/icot serve --help >/dev/null 2>&1; then \
+		$(BIN)/icot serve --bundle $(BUNDLE) --host $(HOST) --port $(PORT); \
+	else \
+		echo "Installed. The server (icot serve, /v1/realtime) is still being built;"; \
+		echo "for now try: $(BIN)/icot codec --help"; \
+	fi
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check model server training clients bench tests
+
+system-deps:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+		echo "installing espeak-ng (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; }
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml $(VENV)/bin/python | system-deps
+	$(BIN)/pip install -q -e .
+	$(BIN)/python -c "import model, server" 
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/bin/python | system-deps
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -c "import model, server, pytest, faster_whisper"
+	touch $@ $(VENV)/.installed-run
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,76 @@
+"""Streaming decoding for any `SpeechCodec`: units in as they are generated, PCM chunks out.
+
+Both codecs have non-causal decoders, so a frame's audio depends on its neighbours. A chunk of
+frames [a, b) is decoded together with `context_frames` already-emitted frames on its left and
+`lookahead_frames` frames on its right; only [a, b) is emitted. The first `crossfade_frames` of
+each chunk are blended with the previous chunk's decode of the same frames (which it computed as
+lookahead), hiding the seam. Every sample is emitted exactly once, so the concatenated output has
+exactly the length of the one-shot decode. The added latency is `lookahead_frames` frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model.codecs.base import SpeechCodec
+
+
+class StreamingDecoder:
+    """Feed units with `push`, end with `flush`; both return the PCM that became final."""
+
+    def __init__(self, codec: SpeechCodec) -> None:
+        self.codec = codec
+        self.spec = codec.streaming
+        self._units: list[int] = []
+        self._emitted_frames = 0
+        self._tail: np.ndarray | None = None  # previous decode of the next chunk's first frames
+        self._closed = False
+
+    @property
+    def emitted_frames(self) -> int:
+        return self._emitted_frames
+
+    def push(self, units: np.ndarray | list[int]) -> list[np.ndarray]:
+        """Add generated units; return the chunks (float32 (S,)) that can be emitted now."""
+        if self._closed:
+            raise RuntimeError("push after flush: start a new streaming decoder")
+        self._units.extend(int(u) for u in self.codec.check_units(np.asarray(units).reshape(-1)))
+        chunks = []
+        while True:
+            size = self.spec.first_chunk_frames if self._emitted_frames == 0 else self.spec.chunk_frames
+            end = self._emitted_frames + size
+            if len(self._units) < end + self.spec.lookahead_frames:
+                return chunks
+            chunks.append(self._emit(end, final=False))
+
+    def flush(self) -> np.ndarray:
+        """Emit everything not yet emitted (no lookahead is left to wait for) and close."""
+        self._closed = True
+        if self._emitted_frames >= len(self._units):
+            return np.zeros(0, dtype=np.float32)
+        return self._emit(len(self._units), final=True)
+
+    def _emit(self, end: int, *, final: bool) -> np.ndarray:
+        hop = self.codec.samples_per_frame
+        start = self._emitted_frames
+        window_start = max(0, start - self.spec.context_frames)
+        window_end = len(self._units) if final else end + self.spec.lookahead_frames
+        window = np.asarray(self._units[window_start:window_end], dtype=np.int64)
+        wav = self.codec.decode(window)  # (frames_in_window * hop,)
+        chunk = wav[(start - window_start) * hop:(end - window_start) * hop].copy()
+        if self._tail is not None:
+            chunk[: self._tail.size] = _crossfade(self._tail, chunk[: self._tail.size])
+        crossfade_samples = 0 if final else self.spec.crossfade_frames * hop
+        tail_start = (end - window_start) * hop
+        self._tail = wav[tail_start:tail_start + crossfade_samples].copy() if crossfade_samples else None
+        self._emitted_frames = end
+        return chunk
+
+
+def _crossfade(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Blend two renderings of the same samples with an equal-power fade (S,) → (S,)."""
+    n = min(previous.size, current.size)
+    t = (np.arange(n, dtype=np.float32) + 0.5) / max(n, 1)
+    fade_in = np.sin(0.5 * np.pi * t).astype(np.float32)
+    fade_out = np.cos(0.5 * np.pi * t).astype(np.float32)
+    return previous[:n] * fade_out + current[:n] * fade_in
