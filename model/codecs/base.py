@@ -73,6 +73,11 @@ class SpeechCodec(ABC):
     def save(self, directory: Path) -> None:
         """Write the codec's files into `directory` so that `load` reads them back."""
 
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: Path) -> SpeechCodec:
+        """Read a codec written by `save` (or shipped in the codec's released format)."""
+
     def streaming_decoder(self) -> StreamingDecoder:
         """A fresh decoder that turns units into PCM chunks as they are generated."""
         from model.codecs.streaming import StreamingDecoder
