@@ -16,7 +16,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="icot", description="ICoT Voice: speech-to-speech LLM server")
+    parser = argparse.ArgumentParser(
+        prog="icot", description="ICoT Voice: speech-to-speech LLM server"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)

@@ -94,5 +94,7 @@ class SpeechCodec(ABC):
         if units.ndim != 1:
             raise ValueError(f"units must be 1-D, got shape {units.shape}")
         if units.size and (units.min() < 0 or units.max() >= self.vocab_size):
-            raise ValueError(f"units must lie in [0, {self.vocab_size}), got {units.min()}..{units.max()}")
+            raise ValueError(
+                f"units must lie in [0, {self.vocab_size}), got {units.min()}..{units.max()}"
+            )
         return units.astype(np.int64, copy=False)

@@ -37,8 +37,10 @@ class StreamingDecoder:
         self._units.extend(int(u) for u in self.codec.check_units(np.asarray(units).reshape(-1)))
         chunks = []
         while True:
-            size = self.spec.first_chunk_frames if self._emitted_frames == 0 else self.spec.chunk_frames
-            end = self._emitted_frames + size
+            first = self._emitted_frames == 0
+            end = self._emitted_frames + (
+                self.spec.first_chunk_frames if first else self.spec.chunk_frames
+            )
             if len(self._units) < end + self.spec.lookahead_frames:
                 return chunks
             chunks.append(self._emit(end, final=False))
@@ -62,7 +64,8 @@ class StreamingDecoder:
             chunk[: self._tail.size] = _crossfade(self._tail, chunk[: self._tail.size])
         crossfade_samples = 0 if final else self.spec.crossfade_frames * hop
         tail_start = (end - window_start) * hop
-        self._tail = wav[tail_start:tail_start + crossfade_samples].copy() if crossfade_samples else None
+        tail = wav[tail_start:tail_start + crossfade_samples]
+        self._tail = tail.copy() if crossfade_samples else None
         self._emitted_frames = end
         return chunk
 
