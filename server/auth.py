@@ -1,0 +1,65 @@
+"""Optional API-key check for every endpoint except the health probes.
+
+A key arrives as `Authorization: Bearer <key>` or, from browsers (which cannot set headers on
+a WebSocket), as the subprotocol `openai-insecure-api-key.<key>`. Keys are compared in constant
+time (digests of equal length, `hmac.compare_digest`). Keys are never logged or echoed back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+
+SUBPROTOCOL_KEY_PREFIX = "openai-insecure-api-key."
+PREFERRED_SUBPROTOCOL = "realtime"
+
+
+class Authenticator:
+    """Checks requests against one configured key; with no key every request passes."""
+
+    def __init__(self, api_key: str | None) -> None:
+        self._digest = _digest(api_key) if api_key is not None else None
+
+    @property
+    def enabled(self) -> bool:
+        return self._digest is not None
+
+    def allows(self, headers: Mapping[str, str], subprotocols: Sequence[str] = ()) -> bool:
+        """Whether the bearer header or a key subprotocol carries the configured key."""
+        if self._digest is None:
+            return True
+        offered = [bearer_token(headers)] + [
+            p[len(SUBPROTOCOL_KEY_PREFIX):] for p in subprotocols
+            if p.startswith(SUBPROTOCOL_KEY_PREFIX)
+        ]
+        # Compare every candidate so the time taken does not say which one matched.
+        matches = [hmac.compare_digest(_digest(key), self._digest) for key in offered
+                   if key is not None]
+        return any(matches)
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    value = headers.get("authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def choose_subprotocol(offered: Sequence[str]) -> str | None:
+    """The subprotocol to echo on accept: browsers fail the handshake unless one is echoed.
+
+    `realtime` when offered, else the first that does not carry a key; a key subprotocol is
+    echoed only when it is all the client offered.
+    """
+    if PREFERRED_SUBPROTOCOL in offered:
+        return PREFERRED_SUBPROTOCOL
+    plain = [p for p in offered if not p.startswith(SUBPROTOCOL_KEY_PREFIX)]
+    if plain:
+        return plain[0]
+    return offered[0] if offered else None
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()

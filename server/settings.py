@@ -1,0 +1,134 @@
+"""Server configuration: one typed dataclass, filled from CLI flags over `ICOT_…` variables.
+
+Every field of `ServerSettings` is an `icot serve` flag (`--max-message-bytes`) and an environment
+variable (`ICOT_MAX_MESSAGE_BYTES`); a flag wins over the variable, the variable over the default.
+The dataclass validates itself, so a bad value fails at start-up with the option's name. Nothing
+here loads a model or opens a socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "ICOT_"
+LOG_FORMATS = ("json", "text")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _option(default: Any, help_text: str) -> Any:
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything `icot serve` can be told; defaults are the limits named in docs/reliability.md."""
+
+    bundle: Path = _option(Path("checkpoints/demo"), "bundle directory to serve")
+    host: str = _option("127.0.0.1", "address to listen on")
+    port: int = _option(8000, "TCP port to listen on (0 picks a free port)")
+    device: str = _option("auto", "torch device for the engine: auto, cpu or cuda")
+    slots: int = _option(4, "engine slots = concurrent sessions and REST requests admitted")
+    max_seq_len: int | None = _option(None, "engine KV-cache length per slot (bundle default)")
+    api_key: str | None = _option(None, "require this API key (bearer or subprotocol)")
+    max_message_bytes: int = _option(1 << 20, "largest WebSocket message accepted")
+    max_upload_bytes: int = _option(32 << 20, "largest REST request body accepted")
+    max_turn_audio_s: float = _option(60.0, "longest user turn (audio seconds)")
+    max_session_audio_s: float = _option(1800.0, "most audio one session may send (seconds)")
+    idle_timeout_s: float = _option(300.0, "close a session silent for this long (seconds)")
+    drain_timeout_s: float = _option(30.0, "on SIGTERM, how long in-flight responses may finish")
+    retry_after_s: int = _option(1, "Retry-After seconds sent with HTTP 503")
+    vad_threshold: float = _option(0.5, "default server_vad speech probability threshold")
+    vad_prefix_padding_ms: int = _option(300, "default audio kept before detected speech (ms)")
+    vad_silence_duration_ms: int = _option(500, "default silence that ends a turn (ms)")
+    log_level: str = _option("info", "log level: debug, info, warning or error")
+    log_format: str = _option("json", "log format: json (one object a line) or text")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bundle", Path(self.bundle))
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.slots < 1:
+            raise ValueError(f"slots must be ≥ 1, got {self.slots}")
+        if self.max_seq_len is not None and self.max_seq_len < 1:
+            raise ValueError(f"max_seq_len must be ≥ 1, got {self.max_seq_len}")
+        if self.api_key is not None and not self.api_key.strip():
+            raise ValueError("api_key must not be empty; leave it unset to turn auth off")
+        positive = ("max_message_bytes", "max_upload_bytes", "max_turn_audio_s",
+                    "max_session_audio_s", "idle_timeout_s", "retry_after_s")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.drain_timeout_s < 0:
+            raise ValueError(f"drain_timeout_s must be ≥ 0, got {self.drain_timeout_s}")
+        if self.max_turn_audio_s > self.max_session_audio_s:
+            raise ValueError("max_turn_audio_s must not exceed max_session_audio_s")
+        if not 0.0 < self.vad_threshold < 1.0:
+            raise ValueError(f"vad_threshold must be in (0, 1), got {self.vad_threshold}")
+        if self.vad_prefix_padding_ms < 0 or self.vad_silence_duration_ms <= 0:
+            raise ValueError("vad_prefix_padding_ms must be ≥ 0 and vad_silence_duration_ms > 0")
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
+        """Defaults overridden by every `ICOT_<FIELD>` variable that is set."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get(env_name(f.name))
+            if raw is not None:
+                values[f.name] = _convert(f.name, f.type, raw)
+        return cls(**values)
+
+    def with_args(self, args: argparse.Namespace) -> ServerSettings:
+        """These settings with every flag the user gave on the command line applied."""
+        given = {
+            f.name: getattr(args, f.name)
+            for f in fields(self)
+            if getattr(args, f.name, None) is not None
+        }
+        return replace(self, **given)
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per settings field; unset flags stay None so the environment can fill them."""
+    for f in fields(ServerSettings):
+        default = f.default if f.default is not MISSING else None
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=lambda raw, name=f.name, kind=f.type: _convert(name, kind, raw),
+            default=None,
+            help=f"{f.metadata['help']} (env {env_name(f.name)}; default {default})",
+        )
+
+
+def _convert(name: str, kind: Any, raw: str) -> Any:
+    """Parse the text of a flag or variable into the field's type (annotations are strings)."""
+    kind = str(kind)
+    try:
+        if kind.startswith("int"):
+            return None if raw.lower() in ("", "none") and "None" in kind else int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+        if "None" in kind and raw == "":
+            return None
+        return raw
+    except ValueError as exc:
+        raise ValueError(f"{env_name(name)} / --{name.replace('_', '-')}: {exc}") from exc
