@@ -59,7 +59,7 @@ class CodecRef:
     path: str
 
     def __post_init__(self) -> None:
-        if self.kind not in CODEC_CLASSES:
+        if not isinstance(self.kind, str) or self.kind not in CODEC_CLASSES:
             raise FieldError("codec.kind", f"unknown codec kind {self.kind!r}; known kinds: "
                                            f"{', '.join(CODEC_CLASSES)}")
         _check_path("codec.path", self.path)
@@ -112,14 +112,16 @@ class BundleConfig:
     format: str = FORMAT
 
     def __post_init__(self) -> None:
-        if self.format != FORMAT:
+        if not isinstance(self.format, str) or self.format != FORMAT:
             raise FieldError("format", f"unknown bundle format {self.format!r}; this version "
                                        f"reads {FORMAT!r}")
+        if not isinstance(self.chain, str):
+            raise FieldError("chain", f"expected a string such as 'A-T-A', got {self.chain!r}")
         try:
             object.__setattr__(self, "chain", Chain.parse(self.chain))
         except ValueError as exc:
             raise FieldError("chain", str(exc)) from None
-        if self.template not in TEMPLATES:
+        if not isinstance(self.template, str) or self.template not in TEMPLATES:
             raise FieldError("template", f"unknown template {self.template!r}; known: "
                                          f"{', '.join(TEMPLATES)}")
         _check_path("llm", self.llm)
@@ -390,11 +392,6 @@ def _fields_of(cls: type, data: Any, prefix: str, required: set[str] = frozenset
     for key in sorted(required):
         if key not in data:
             raise FieldError(prefix + key, "missing")
-    for f in dataclasses.fields(cls):
-        if f.name in data and f.type in ("str", "str | None"):
-            value = data[f.name]
-            if not (isinstance(value, str) or (value is None and f.type == "str | None")):
-                raise FieldError(prefix + f.name, f"expected a string, got {value!r}")
     return dict(data)
 
 
