@@ -12,6 +12,7 @@ import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "codec": ("model.codecs.cli", "fit a unit codec, round-trip audio through a codec"),
+    "bench": ("bench.cli", "benchmarks (engine, …); each prints a markdown table"),
 }
 
 

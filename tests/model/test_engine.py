@@ -1,0 +1,384 @@
+"""The generation engine on tiny random Llamas built in the test (CPU, float32, no download).
+
+Golden: greedy engine output equals transformers' `generate` token for token. Properties: batching,
+chunked prefill and late joining do not change a request's tokens; seeds reproduce; cancellation
+frees the slot within one step; limits, stop ids, busy errors and segment rules hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+from model.engine import (
+    Engine,
+    EngineBusy,
+    EngineClosed,
+    EngineConfig,
+    Request,
+)
+from model.llama_forward import UnsupportedModel
+from model.sampling import GREEDY, SamplingParams, SegmentRule
+
+VOCAB = 300
+SAMPLED = SamplingParams(temperature=1.0, top_p=0.95, top_k=50)
+
+
+def tiny_config(**overrides) -> LlamaConfig:
+    """A 2-layer GQA Llama; a large init range makes logits peaked, so argmax is not a near-tie."""
+    values = dict(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        initializer_range=0.3,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=0,
+    )
+    values.update(overrides)
+    return LlamaConfig(**values)
+
+
+def save_model(directory: Path, config: LlamaConfig, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny matmuls run fastest on one thread; two threads on a busy 2-core box spin-wait."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return save_model(tmp_path_factory.mktemp("tiny-llama"), tiny_config())
+
+
+@pytest.fixture(scope="module")
+def reference(model_dir) -> LlamaForCausalLM:
+    return LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+
+
+def make_engine(model_dir: Path, **config) -> Engine:
+    values = dict(max_slots=4, max_seq_len=128, prefill_chunk_tokens=16, attention_block_tokens=32)
+    values.update(config)
+    return Engine.from_pretrained(model_dir, EngineConfig(**values))
+
+
+def prompt(length: int, seed: int) -> tuple[int, ...]:
+    generator = torch.Generator().manual_seed(seed)
+    return tuple(torch.randint(1, VOCAB, (length,), generator=generator).tolist())
+
+
+def run(engine: Engine, *requests: Request) -> list[list[int]]:
+    """Submit all requests at once and drive the engine synchronously to the end."""
+    handles = [engine.submit(request) for request in requests]
+    engine.run_until_idle()
+    return [handle.tokens for handle in handles]
+
+
+def hf_greedy(model: LlamaForCausalLM, ids: tuple[int, ...], n: int, **kwargs) -> list[int]:
+    out = model.generate(
+        torch.tensor([ids]), do_sample=False, max_new_tokens=n, pad_token_id=0, **kwargs
+    )
+    return out[0, len(ids) :].tolist()
+
+
+# ---- golden: the engine computes what transformers computes --------------------------------
+
+
+@pytest.mark.parametrize("length", [1, 9, 40])
+def test_greedy_matches_transformers_generate(model_dir, reference, length):
+    ids = prompt(length, seed=length)
+    (tokens,) = run(make_engine(model_dir), Request(ids, max_new_tokens=24))
+    assert tokens == hf_greedy(reference, ids, 24)
+
+
+def test_repetition_penalty_matches_transformers(model_dir, reference):
+    ids = prompt(12, seed=3)
+    sampling = SamplingParams(temperature=0.0, repetition_penalty=1.3)
+    (tokens,) = run(make_engine(model_dir), Request(ids, max_new_tokens=24, sampling=sampling))
+    assert tokens == hf_greedy(reference, ids, 24, repetition_penalty=1.3)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # tied embeddings, linear rope scaling, explicit head_dim, attention biases, MHA
+        dict(
+            tie_word_embeddings=True,
+            rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 500.0},
+            head_dim=32,
+            attention_bias=True,
+            num_key_value_heads=4,
+        ),
+        # llama3 rope scaling, one kv head (multi-query), gelu MLP with bias
+        dict(
+            rope_parameters={
+                "rope_type": "llama3",
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 64,
+                "rope_theta": 10000.0,
+            },
+            num_key_value_heads=1,
+            hidden_act="gelu",
+            mlp_bias=True,
+        ),
+    ],
+    ids=["tied-linear-rope-bias", "llama3-rope-mqa"],
+)
+def test_llama_variants_match_transformers(tmp_path, overrides):
+    directory = save_model(tmp_path, tiny_config(**overrides), seed=1)
+    reference = LlamaForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
+    ids = prompt(30, seed=7)
+    (tokens,) = run(make_engine(directory), Request(ids, max_new_tokens=20))
+    assert tokens == hf_greedy(reference, ids, 20)
+
+
+def test_unsupported_models_fail_clearly(tmp_path):
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
+    with pytest.raises(UnsupportedModel, match="LlamaForCausalLM"):
+        Engine(gpt2, EngineConfig(max_slots=1, max_seq_len=32, attention_block_tokens=32))
+    rope = {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 1e4}
+    dynamic = tiny_config(rope_parameters=rope)
+    with pytest.raises(UnsupportedModel, match="dynamic"):
+        Engine(LlamaForCausalLM(dynamic), EngineConfig(max_seq_len=32, attention_block_tokens=32))
+
+
+# ---- batching and scheduling do not change a request's tokens ------------------------------
+
+
+def test_batched_request_equals_alone(model_dir):
+    shapes = [(5, 30), (33, 12), (17, 25)]  # (prompt tokens, new tokens)
+    requests = [Request(prompt(n, seed=n), max_new_tokens=m) for n, m in shapes]
+    alone = [run(make_engine(model_dir), request)[0] for request in requests]
+    assert run(make_engine(model_dir), *requests) == alone
+
+
+def test_late_joiners_leave_running_requests_unchanged(model_dir):
+    first = Request(prompt(8, seed=1), max_new_tokens=40)
+    late = Request(prompt(45, seed=2), max_new_tokens=10)
+    engine = make_engine(model_dir, prefill_chunk_tokens=8)
+    handle = engine.submit(first)
+    for _ in range(6):
+        engine.step()
+    late_handle = engine.submit(late)
+    # While the 45-token prompt is prefilled 8 tokens per step, the running request still gets
+    # one token every step: a long prefill does not stall it.
+    before = len(handle.tokens)
+    for step in range(1, 6):
+        engine.step()
+        assert len(handle.tokens) == before + step
+    engine.run_until_idle()
+    assert handle.tokens == run(make_engine(model_dir), first)[0]
+    assert late_handle.tokens == run(make_engine(model_dir), late)[0]
+
+
+def test_chunked_prefill_equals_unchunked(model_dir):
+    request = Request(prompt(70, seed=4), max_new_tokens=16)
+    chunked = run(make_engine(model_dir, prefill_chunk_tokens=5), request)
+    whole = run(make_engine(model_dir, prefill_chunk_tokens=128), request)
+    assert chunked == whole
+
+
+def test_freed_slot_is_reused_correctly(model_dir):
+    """A slot that served a long request serves a short one exactly as a fresh engine would."""
+    engine = make_engine(model_dir, max_slots=1)
+    run(engine, Request(prompt(60, seed=5), max_new_tokens=30))
+    short = Request(prompt(4, seed=6), max_new_tokens=20)
+    assert run(engine, short) == run(make_engine(model_dir, max_slots=1), short)
+
+
+# ---- sampling: seeds, limits, stop ids, segments -----------------------------------------
+
+
+def test_seed_reproducibility(model_dir):
+    ids = prompt(10, seed=8)
+
+    def sampled(seed: int, *others: Request) -> list[int]:
+        request = Request(ids, max_new_tokens=24, sampling=SAMPLED, seed=seed)
+        return run(make_engine(model_dir), request, *others)[0]
+
+    first = sampled(123)
+    assert sampled(123) == first
+    assert sampled(123, Request(prompt(20, seed=9), max_new_tokens=30, sampling=SAMPLED)) == first
+    assert sampled(124) != first
+
+
+def test_max_tokens_respected(model_dir):
+    engine = make_engine(model_dir)
+    handles = [engine.submit(Request(prompt(6, seed=n), max_new_tokens=n)) for n in (1, 2, 7)]
+    engine.run_until_idle()
+    assert [len(h.tokens) for h in handles] == [1, 2, 7]
+    assert {h.finish_reason for h in handles} == {"max_tokens"}
+
+
+def test_stop_id_ends_generation_and_is_emitted(model_dir):
+    ids = prompt(12, seed=10)
+    (free,) = run(make_engine(model_dir), Request(ids, max_new_tokens=20))
+    stop = free[4]
+    engine = make_engine(model_dir)
+    handle = engine.submit(Request(ids, max_new_tokens=20, stop_ids=frozenset({stop})))
+    engine.run_until_idle()
+    assert handle.tokens == free[: free.index(stop) + 1]
+    assert handle.finish_reason == "stop"
+
+
+def test_context_length_limit_ends_generation(model_dir, reference):
+    ids = prompt(60, seed=11)
+    engine = make_engine(model_dir, max_seq_len=64)
+    handle = engine.submit(Request(ids, max_new_tokens=100))
+    engine.run_until_idle()
+    # Positions 60..63 hold the last prompt token's successors; the 5th token needs no cache.
+    assert handle.tokens == hf_greedy(reference, ids, 5)
+    assert handle.finish_reason == "length"
+
+
+def test_segment_allows_only_its_ids(model_dir):
+    speech = frozenset(range(200, 240))
+    rule = SegmentRule(start_id=5, end_id=6, allowed_ids=speech, sampling=SAMPLED)
+    outcomes = []
+    for seed in range(4):
+        request = Request((*prompt(9, seed=seed), 5), 40, SAMPLED, segments=(rule,), seed=seed)
+        (tokens,) = run(make_engine(model_dir), request)
+        inside = tokens[: tokens.index(6)] if 6 in tokens else tokens
+        assert set(inside) <= speech
+        outcomes.append(tokens)
+    assert len({tuple(t) for t in outcomes}) > 1  # the segment's own (random) sampling applies
+
+
+def test_generated_start_id_enters_segment(model_dir):
+    ids = prompt(12, seed=12)
+    (free,) = run(make_engine(model_dir), Request(ids, max_new_tokens=20))
+    start = free[2]
+    allowed = frozenset(range(100, 110)) - {start}
+    end = next(i for i in range(VOCAB) if i not in allowed and i != start)
+    rule = SegmentRule(start_id=start, end_id=end, allowed_ids=allowed, sampling=GREEDY)
+    (tokens,) = run(make_engine(model_dir), Request(ids, max_new_tokens=20, segments=(rule,)))
+    cut = free.index(start) + 1
+    assert tokens[:cut] == free[:cut]
+    after = tokens[cut:]
+    inside = after[: after.index(end)] if end in after else after
+    assert inside and set(inside) <= allowed
+
+
+def test_segment_state_machine():
+    rule = SegmentRule(start_id=5, end_id=6, allowed_ids=frozenset({7}), sampling=GREEDY)
+    request = Request((1,), 1, segments=(rule,))
+    assert request.segment_after(None, 5) == 0
+    assert request.segment_after(0, 7) == 0
+    assert request.segment_after(0, 5) == 0
+    assert request.segment_after(0, 6) is None
+    assert request.segment_after(None, 6) is None
+
+
+# ---- admission, busy, cancellation --------------------------------------------------------
+
+
+def test_invalid_requests_are_rejected(model_dir):
+    engine = make_engine(model_dir, max_seq_len=32, attention_block_tokens=32)
+    with pytest.raises(ValueError, match="token ids"):
+        engine.submit(Request((VOCAB,), max_new_tokens=1))
+    with pytest.raises(ValueError, match="max_seq_len"):
+        engine.submit(Request(prompt(32, seed=0), max_new_tokens=1))
+    with pytest.raises(ValueError):
+        Request((), max_new_tokens=1)
+    with pytest.raises(ValueError):
+        EngineConfig(max_slots=0)
+
+
+def test_busy_error_when_all_slots_taken(model_dir):
+    engine = make_engine(model_dir, max_slots=2)
+    handles = [engine.submit(Request(prompt(4, seed=n), max_new_tokens=3)) for n in range(2)]
+    with pytest.raises(EngineBusy):
+        engine.submit(Request(prompt(4, seed=2), max_new_tokens=3))
+    engine.run_until_idle()
+    assert all(h.done for h in handles)
+    assert engine.free_slots == 2
+    run(engine, Request(prompt(4, seed=2), max_new_tokens=3), Request((1,), max_new_tokens=1))
+
+
+def test_cancelling_a_queued_request(model_dir):
+    engine = make_engine(model_dir, max_slots=2)
+    kept = engine.submit(Request(prompt(4, seed=1), max_new_tokens=3))
+    dropped = engine.submit(Request(prompt(4, seed=2), max_new_tokens=3))
+    dropped.cancel()
+    engine.run_until_idle()
+    assert (dropped.finish_reason, dropped.tokens) == ("cancelled", [])
+    assert kept.finish_reason == "max_tokens"
+    assert engine.free_slots == 2
+
+
+async def test_async_stream_matches_sync(model_dir):
+    requests = [Request(prompt(n, seed=n), max_new_tokens=15) for n in (3, 21)]
+    expected = run(make_engine(model_dir), *requests)
+
+    async def collect(engine: Engine, request: Request) -> list[int]:
+        return [token async for token in engine.generate(request)]
+
+    with make_engine(model_dir) as engine:
+        got = await asyncio.gather(*(collect(engine, r) for r in requests))
+    assert got == expected
+
+
+async def test_cancel_frees_slot_within_one_step(model_dir):
+    with make_engine(model_dir, max_slots=1, max_seq_len=512) as engine:
+        async with engine.submit(Request((1, 2, 3), max_new_tokens=500)) as handle:
+            async for _ in handle:
+                if len(handle.tokens) >= 3:
+                    break
+            seen_at_cancel = len(handle.tokens)
+            handle.cancel()
+            assert await asyncio.to_thread(handle.wait, 5.0)
+        assert handle.finish_reason == "cancelled"
+        assert len(handle.tokens) <= seen_at_cancel + 1  # at most the step already running
+        assert engine.free_slots == 1
+        assert len([t async for t in engine.generate(Request((4,), max_new_tokens=2))]) == 2
+
+
+async def test_task_cancellation_cancels_request(model_dir):
+    with make_engine(model_dir, max_slots=1, max_seq_len=512) as engine:
+        started = asyncio.Event()
+
+        async def consume() -> None:
+            async for _ in engine.generate(Request((1, 2, 3), max_new_tokens=500)):
+                started.set()
+
+        task = asyncio.create_task(consume())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(200):  # the slot comes back once the engine runs its next step
+            if engine.free_slots == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert engine.free_slots == 1
+        with pytest.raises(EngineBusy):
+            engine.submit(Request((1,), max_new_tokens=500))
+            engine.submit(Request((1,), max_new_tokens=500))
+
+
+async def test_async_iteration_needs_a_started_engine(model_dir):
+    engine = make_engine(model_dir)
+    with pytest.raises(EngineClosed):
+        await anext(engine.generate(Request((1,), max_new_tokens=1)))
+    engine.start()
+    engine.close()
+    with pytest.raises(EngineClosed):
+        engine.submit(Request((1,), max_new_tokens=1))
