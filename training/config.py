@@ -1,0 +1,472 @@
+"""Training recipes: typed dataclass configs loaded from YAML (training/recipes/*.yaml).
+
+A recipe says everything one `icot train --recipe NAME` run does: which corpus to build, which
+model to start from, how long stage 1 (explicit A-T-T-A chain) and stage 2 (ICoT: stepwise
+transcript removal with a LoRA adapter) train, which baselines to add, and where the bundles go.
+Every section validates itself in `__post_init__`; `load_recipe` turns a YAML file into a
+`Recipe` and reports any bad key or value as `file: section.key: what is wrong`. Pure data: no
+torch, no model, no I/O beyond reading the YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from training.schedule import RemovalSchedule
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+
+LLAMA_LORA_TARGETS: tuple[str, ...] = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+)
+"""Every linear layer of a Llama block: attention projections and the MLP."""
+
+
+class FieldError(ValueError):
+    """A config value that fails validation; `field` is its key within the section."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file and the YAML key."""
+
+
+def _require(condition: bool, field_name: str, message: str) -> None:
+    if not condition:
+        raise FieldError(field_name, message)
+
+
+@dataclass
+class DataConfig:
+    """Which corpus the run trains on and how it is built."""
+
+    source: Literal["demo", "soda"]
+    """demo: synthetic demo-domain dialogues voiced with espeak-ng (training/data/domain.py,
+    synth.py); soda: SODA-TTS rows read from parquet (training/data/soda.py)."""
+    corpus_dir: str
+    """Directory of the sharded corpus (manifest.json + shards); building it is resumable."""
+    soda_dir: str | None = None
+    """soda only: a local copy of robinysh/soda_tts, the folder that holds data/*.parquet."""
+    train_examples: int | None = None
+    """demo: dialogues to synthesize for training; soda: cap on training rows (None: all)."""
+    eval_examples: int | None = None
+    """demo: held-out-voice dialogues for evaluation; soda: cap on validation rows (None: all)."""
+    max_speech_tokens: int = 500
+    """Drop a turn whose user or reply speech has more units than this (the paper: 500)."""
+    max_tts_wer: float | None = None
+    """soda only: drop rows whose input or output TTS WER exceeds this (None: keep all)."""
+    augment_prob: float = 0.0
+    """demo only: probability that a user utterance gets speed perturbation or noise."""
+    max_history_turns: int = 2
+    """Earlier turns of a dialogue kept in the prompt (the demo's recall intent needs ≥ 1)."""
+    shard_size: int = 1000
+    """Examples per shard file."""
+
+    def __post_init__(self) -> None:
+        _require(bool(self.corpus_dir), "corpus_dir", "must be a directory path")
+        if self.source == "soda":
+            _require(bool(self.soda_dir), "soda_dir", "required when source is soda")
+        else:
+            _require(self.soda_dir is None, "soda_dir", "only used when source is soda")
+            _require(self.max_tts_wer is None, "max_tts_wer", "only used when source is soda")
+            _require(
+                self.train_examples is not None, "train_examples", "required when source is demo"
+            )
+            _require(
+                self.eval_examples is not None, "eval_examples", "required when source is demo"
+            )
+        for name in ("train_examples", "eval_examples"):
+            value = getattr(self, name)
+            _require(value is None or value >= 1, name, f"must be ≥ 1 or null, got {value}")
+        _require(self.max_speech_tokens >= 1, "max_speech_tokens", "must be ≥ 1")
+        _require(
+            self.max_tts_wer is None or self.max_tts_wer >= 0, "max_tts_wer", "must be ≥ 0 or null"
+        )
+        _require(0.0 <= self.augment_prob <= 1.0, "augment_prob", "must lie in [0, 1]")
+        _require(self.max_history_turns >= 0, "max_history_turns", "must be ≥ 0")
+        _require(self.shard_size >= 1, "shard_size", "must be ≥ 1")
+
+
+@dataclass
+class ModelConfig:
+    """The model stage 1 starts from and the speech codec it speaks."""
+
+    codec_kind: Literal["units", "speechtokenizer"]
+    """units: the project's log-mel k-means codec; speechtokenizer: AnyGPT's SpeechTokenizer."""
+    codec_path: str | None = None
+    """The codec directory; None with units: fit the unit codec on the training voices."""
+    base_model: str | None = None
+    """A local Hugging Face causal-LM directory (e.g. a copy of fnlp/AnyGPT-chat); None builds a
+    Llama from scratch with the sizes below."""
+    hidden_size: int = 256
+    """From scratch only: width of the residual stream."""
+    num_layers: int = 4
+    """From scratch only: transformer blocks."""
+    num_heads: int = 4
+    """From scratch only: attention heads (hidden_size must divide evenly)."""
+    intermediate_size: int = 1024
+    """From scratch only: width of the MLP."""
+    max_positions: int = 1024
+    """From scratch only: longest sequence in tokens (prompt + history + target)."""
+
+    def __post_init__(self) -> None:
+        if self.codec_kind == "speechtokenizer":
+            _require(bool(self.codec_path), "codec_path", "required for the speechtokenizer codec")
+        if self.base_model is not None:
+            _require(bool(self.base_model), "base_model", "must be a directory path or null")
+            return
+        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
+            _require(getattr(self, name) >= 1, name, "must be ≥ 1")
+        _require(self.max_positions >= 16, "max_positions", "must be ≥ 16")
+        _require(
+            self.hidden_size % self.num_heads == 0,
+            "num_heads",
+            f"must divide hidden_size ({self.hidden_size}), got {self.num_heads}",
+        )
+
+
+@dataclass
+class LoraSettings:
+    """A peft LoRA adapter (training/lora.py)."""
+
+    r: int = 32
+    """Rank of the update (the paper: 32)."""
+    alpha: float = 32.0
+    """Scale numerator: the update is multiplied by alpha / r (the paper: 32)."""
+    dropout: float = 0.0
+    """Dropout on the adapter's input."""
+    target_modules: tuple[str, ...] = LLAMA_LORA_TARGETS
+    """Names of the linear layers that get an adapter."""
+
+    def __post_init__(self) -> None:
+        _require(self.r >= 1, "r", f"must be ≥ 1, got {self.r}")
+        _require(self.alpha > 0, "alpha", f"must be > 0, got {self.alpha}")
+        _require(0.0 <= self.dropout < 1.0, "dropout", "must lie in [0, 1)")
+        _require(len(self.target_modules) > 0, "target_modules", "must name at least one module")
+
+
+@dataclass
+class Stage1Config:
+    """Stage 1: train the explicit A-T-T-A chain (transcript, reply text, reply speech)."""
+
+    steps: int
+    """Optimizer steps."""
+    enabled: bool = True
+    """False skips stage 1 (the base model must already speak A-T-T-A)."""
+    method: Literal["full", "lora"] = "full"
+    """full: train every weight; lora: train an adapter and merge it after the stage."""
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    """The adapter when method is lora."""
+    lr: float | None = None
+    """Peak learning rate; None uses training.lr."""
+
+    def __post_init__(self) -> None:
+        _require(self.steps >= 1, "steps", f"must be ≥ 1, got {self.steps}")
+        _require(self.lr is None or self.lr > 0, "lr", "must be > 0 or null")
+
+
+@dataclass
+class Stage2Config:
+    """Stage 2, ICoT: remove the transcript stepwise until the model answers A-T-A."""
+
+    steps_per_removal: int = 2500
+    """T: optimizer steps between removals; k = step // T + 1 + offset (the paper: 2,500)."""
+    removal_lambda: float = 4.0
+    """λ of the removal smoothing P(o) = (1 − e^−λ) e^−λo; .inf turns smoothing off."""
+    max_offset: int | None = None
+    """Truncate the smoothing offset to 0..max_offset; null leaves it untruncated."""
+    extra_steps: int = 0
+    """Optimizer steps after the whole transcript is gone (pure A-T-A training)."""
+    enabled: bool = True
+    """False stops after stage 1."""
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    """The adapter trained on top of the frozen stage-1 model."""
+    kl_weight: float = 0.0
+    """Weight of KL(teacher ‖ student) on the reply-speech logits, teacher = the frozen stage-1
+    model reading the full A-T-T-A example; 0 skips the teacher (the paper's code: 50)."""
+    kl_temperature: float = 1.0
+    """Softmax temperature of the KL term (the loss is scaled by its square)."""
+    lr: float | None = None
+    """Peak learning rate; None uses training.lr."""
+    reset_optimizer: bool = True
+    """Rebuild the optimizer each time k grows (stepwise internalization does)."""
+
+    def __post_init__(self) -> None:
+        _require(self.steps_per_removal >= 1, "steps_per_removal", "must be ≥ 1")
+        _require(self.removal_lambda > 0, "removal_lambda", "must be > 0 (.inf: no smoothing)")
+        _require(
+            self.max_offset is None or self.max_offset >= 0, "max_offset", "must be ≥ 0 or null"
+        )
+        _require(self.extra_steps >= 0, "extra_steps", "must be ≥ 0")
+        _require(
+            math.isfinite(self.kl_weight) and self.kl_weight >= 0, "kl_weight", "must be ≥ 0"
+        )
+        _require(self.kl_temperature > 0, "kl_temperature", "must be > 0")
+        _require(self.lr is None or self.lr > 0, "lr", "must be > 0 or null")
+
+    def schedule(self) -> RemovalSchedule:
+        """The removal schedule these settings describe."""
+        return RemovalSchedule(self.steps_per_removal, self.removal_lambda, self.max_offset)
+
+
+@dataclass
+class BaselinesConfig:
+    """The paper's comparison models, each a LoRA adapter like stage 2's."""
+
+    no_cot_ata: bool = False
+    """Fine-tune on A-T-A targets directly, without the removal curriculum."""
+    no_cot_steps: int | None = None
+    """Its optimizer steps; None: as many as stage 2 takes, for a like-for-like comparison."""
+    aa_icot: bool = False
+    """Continue stage 2's adapter past the transcript: remove the reply text the same way
+    (same T and λ) until the model answers A-A."""
+
+    def __post_init__(self) -> None:
+        _require(
+            self.no_cot_steps is None or self.no_cot_steps >= 1,
+            "no_cot_steps",
+            "must be ≥ 1 or null",
+        )
+
+
+@dataclass
+class TrainingConfig:
+    """Optimization and bookkeeping shared by every stage."""
+
+    batch_size: int
+    """Examples per process per micro-batch."""
+    lr: float
+    """Peak learning rate (AdamW), reached after warmup and then held."""
+    checkpoint_every: int
+    """Save a resumable checkpoint every this many optimizer steps."""
+    log_every: int
+    """Log loss, k and learning rate every this many optimizer steps."""
+    output_dir: str
+    """Run directory: checkpoints, logs and a fitted codec."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step (effective batch = batch_size · grad_accum · processes)."""
+    warmup_steps: int = 0
+    """Linear warmup from 0 at the start of each stage and after each optimizer reset."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    grad_clip: float | None = 1.0
+    """Clip the gradient norm to this (the paper's code: 50); null: no clipping."""
+    max_steps: int | None = None
+    """Cap on optimizer steps per stage, for dry runs; null runs every stage to its length."""
+    seed: int = 0
+    """Seeds data order, removal offsets and initialization."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Training precision (bfloat16 for AnyGPT on GPUs)."""
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "grad_accum", "checkpoint_every", "log_every"):
+            _require(getattr(self, name) >= 1, name, f"must be ≥ 1, got {getattr(self, name)}")
+        _require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        _require(self.warmup_steps >= 0, "warmup_steps", "must be ≥ 0")
+        _require(self.weight_decay >= 0, "weight_decay", "must be ≥ 0")
+        _require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0 or null")
+        _require(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be ≥ 1 or null")
+        _require(bool(self.output_dir), "output_dir", "must be a directory path")
+
+
+@dataclass
+class ExportConfig:
+    """Where the trained models are written as bundles (model/bundle.py); null skips one."""
+
+    cot_bundle: str | None = None
+    """The stage-1 A-T-T-A bundle."""
+    icot_bundle: str | None = None
+    """The stage-2 A-T-A bundle (stage-1 weights + the ICoT adapter)."""
+    baselines_dir: str | None = None
+    """Parent directory of the baselines' bundles, one subdirectory each."""
+
+
+@dataclass
+class Recipe:
+    """One training run, end to end."""
+
+    name: str
+    """Short name, used in logs and run directories."""
+    description: str
+    """What the recipe is for and what it costs."""
+    data: DataConfig
+    model: ModelConfig
+    stage1: Stage1Config
+    training: TrainingConfig
+    stage2: Stage2Config = field(default_factory=Stage2Config)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def __post_init__(self) -> None:
+        _require(bool(self.name), "name", "must not be empty")
+        if self.model.base_model is None:
+            _require(
+                self.stage1.enabled and self.stage1.method == "full",
+                "stage1.method",
+                "a model built from scratch needs stage 1 enabled with method full",
+            )
+        if self.data.source == "soda":
+            _require(
+                self.model.codec_kind == "speechtokenizer",
+                "model.codec_kind",
+                "SODA-TTS units are SpeechTokenizer layer-1 units: use speechtokenizer",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (lists, not tuples) that `recipe_from_dict` reads back."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _key(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _build(cls: type, raw: Any, key: str) -> Any:
+    """Construct dataclass `cls` from mapping `raw`; errors are RecipeError naming `key`."""
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{key or 'recipe'}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    for name in raw:
+        if name not in known:
+            raise RecipeError(f"{_key(key, str(name))}: unknown key; known: {', '.join(known)}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in raw:
+            kwargs[f.name] = _convert(hints[f.name], raw[f.name], _key(key, f.name))
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise RecipeError(f"{_key(key, f.name)}: missing (required)")
+    try:
+        return cls(**kwargs)
+    except FieldError as error:
+        raise RecipeError(f"{_key(key, error.field)}: {error.message}") from None
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:
+    """Check `value` against annotation `tp`, converting only where YAML is ambiguous."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [option for option in options if option is not type(None)]
+        return _convert(inner, value, key)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            choices = ", ".join(map(repr, allowed))
+            raise RecipeError(f"{key}: must be one of {choices}; got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise RecipeError(f"{key}: expected a list, got {type(value).__name__}")
+        (item_type, _ellipsis) = typing.get_args(tp)
+        return tuple(_convert(item_type, item, f"{key}[{i}]") for i, item in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        # PyYAML (YAML 1.1) reads `4e-5` as a string: it wants `4.0e-5`. Accept both spellings.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RecipeError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise RecipeError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"{key}: config field type {tp!r} is not supported by the loader")
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set `section.key=value` (value parsed as YAML) in the raw recipe mapping."""
+    dotted, sep, text = override.partition("=")
+    if not sep or not dotted:
+        raise RecipeError(f"override {override!r}: expected section.key=value")
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for depth, part in enumerate(parents):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            section = ".".join(parents[: depth + 1])
+            raise RecipeError(f"override {override!r}: {section} is not a section")
+    node[leaf] = yaml.safe_load(text)
+
+
+def recipe_from_dict(raw: Any, *, source: str = "recipe") -> Recipe:
+    """Build a `Recipe` from plain data; errors read `source: section.key: problem`."""
+    try:
+        return _build(Recipe, raw, "")
+    except RecipeError as error:
+        raise RecipeError(f"{source}: {error}") from None
+
+
+def shipped_recipes() -> list[Path]:
+    """The YAML recipes that ship in training/recipes/, sorted by name."""
+    return sorted(RECIPES_DIR.glob("*.yaml"))
+
+
+def resolve_recipe(name_or_path: str | Path) -> Path:
+    """A recipe file: an existing path, or the name of a shipped recipe (`demo` → demo.yaml)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = RECIPES_DIR / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(p.stem for p in shipped_recipes())
+    raise RecipeError(f"no recipe file {str(name_or_path)!r} and no shipped recipe of that name "
+                      f"(shipped: {names})")
+
+
+def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read a recipe file (or shipped recipe name), apply `section.key=value` overrides."""
+    path = resolve_recipe(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise RecipeError(f"{path}: not valid YAML: {error}") from None
+    if raw is None:
+        raw = {}
+    if isinstance(raw, dict):
+        for override in overrides:
+            _apply_override(raw, override)
+    return recipe_from_dict(raw, source=str(path))
