@@ -11,6 +11,7 @@ import importlib
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("server.serve", "serve a bundle: /v1/realtime, /v1/speech-to-speech, /metrics"),
     "codec": ("model.codecs.cli", "fit a unit codec, round-trip audio through a codec"),
     "bench": ("bench.cli", "benchmarks (engine, …); each prints a markdown table"),
 }

@@ -1,0 +1,1 @@
+"""The OpenAI Realtime WebSocket API: wire protocol, input audio, responses, sessions."""

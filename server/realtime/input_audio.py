@@ -1,0 +1,157 @@
+"""A session's input audio: wire PCM16 → 16 kHz float, the uncommitted buffer and turn detection.
+
+Audio is kept on one timeline (16 kHz samples since the session began), so VAD offsets and
+committed turns line up. With `server_vad` the buffer holds only `prefix_padding_ms` while
+nobody speaks and a whole turn while someone does; speech end hands the turn over (prefix
+padding + speech). Without turn detection everything appended stays until commit or clear.
+Synchronous and CPU-bound: the session calls `append` from a worker thread. No networking here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.audio import pcm16_to_float
+from server.realtime.protocol import ErrorCode, ProtocolError
+from server.resample import StreamResampler
+from server.vad import SAMPLE_RATE_HZ, SileroVad, SpeechEnd, SpeechStart, VadConfig, VadStream
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    audio_start_ms: int
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    audio_end_ms: int
+    samples: np.ndarray  # (T,) float32 at 16 kHz: prefix padding + speech
+
+
+TurnEvent = TurnStarted | TurnEnded
+
+
+class InputAudio:
+    """Buffer and detector for one session; `vad_config=None` means manual turns."""
+
+    def __init__(self, vad: SileroVad, *, wire_rate: int, vad_config: VadConfig | None,
+                 max_turn_s: float) -> None:
+        self._vad_model = vad
+        self._resampler = StreamResampler(wire_rate, SAMPLE_RATE_HZ)
+        self._max_turn_samples = int(max_turn_s * SAMPLE_RATE_HZ)
+        self._chunks: list[np.ndarray] = []
+        self._start = 0  # timeline sample of the buffer's first sample
+        self._end = 0  # timeline sample after the buffer's last sample
+        self._vad: VadStream | None = None
+        self._vad_origin = 0  # timeline sample where the current VAD stream began
+        self._turn_start: int | None = None  # timeline sample where buffered turn audio begins
+        self.set_turn_detection(vad_config)
+
+    @property
+    def wire_rate(self) -> int:
+        return self._resampler.from_rate
+
+    @property
+    def buffered_samples(self) -> int:
+        return self._end - self._start
+
+    @property
+    def speaking(self) -> bool:
+        return self._vad is not None and self._vad.speaking
+
+    def set_wire_rate(self, rate: int) -> None:
+        if rate != self.wire_rate:
+            self._extend(self._resampler.flush())
+            self._resampler = StreamResampler(rate, SAMPLE_RATE_HZ)
+
+    def set_turn_detection(self, config: VadConfig | None) -> None:
+        """Start a fresh detector (or none); speech in progress is forgotten, audio kept."""
+        self._vad = self._vad_model.stream(config) if config is not None else None
+        self._vad_origin = self._end
+        self._turn_start = None
+        self._trim_idle()
+
+    def wire_seconds(self, pcm: bytes) -> float:
+        return len(pcm) / 2 / self.wire_rate
+
+    def check_room(self, pcm: bytes) -> None:
+        """Refuse (`turn_audio_too_long`) an append that would make the turn too long; the
+        refused audio is then neither buffered nor scored."""
+        incoming = len(pcm) // 2 * SAMPLE_RATE_HZ // self.wire_rate
+        if self.buffered_samples + incoming > self._max_turn_samples:
+            raise ProtocolError(
+                ErrorCode.TURN_AUDIO_TOO_LONG,
+                f"the turn would pass {self._max_turn_samples / SAMPLE_RATE_HZ:g} s of audio; "
+                "commit (or pause, with server_vad) before sending more")
+
+    def append(self, pcm: bytes) -> list[TurnEvent]:
+        """Add PCM16 at the wire rate (after `check_room`); return the turn starts and ends
+        detected in it (server_vad only)."""
+        samples = self._resampler.process(pcm16_to_float(pcm))  # (T,) at 16 kHz
+        self._extend(samples)
+        if self._vad is None:
+            return []
+        events: list[TurnEvent] = []
+        for event in self._vad.push(samples):
+            if isinstance(event, SpeechStart):
+                start = self._vad_origin + _samples(event.start_ms)
+                prefix = _samples(self._vad.config.prefix_padding_ms)
+                self._turn_start = max(self._start, start - prefix)
+                events.append(TurnStarted(audio_start_ms=_ms(start)))
+            elif isinstance(event, SpeechEnd):
+                end = self._vad_origin + _samples(event.end_ms)
+                events.append(TurnEnded(audio_end_ms=_ms(end), samples=self._take(end)))
+        self._trim_idle()
+        return events
+
+    def commit(self) -> np.ndarray:
+        """Hand over everything buffered (manual commit); refuse an empty buffer."""
+        if self._vad is None:  # the resampler's held-back tail ends this turn, not the next
+            self._extend(self._resampler.flush())
+            self._resampler = StreamResampler(self.wire_rate, SAMPLE_RATE_HZ)
+        if self.buffered_samples == 0:
+            raise ProtocolError(ErrorCode.BUFFER_EMPTY,
+                                "the input audio buffer is empty; append audio before commit")
+        return self._take(self._end)
+
+    def clear(self) -> None:
+        self._chunks, self._start = [], self._end
+        if self._turn_start is not None:
+            self._turn_start = self._end
+
+    def _extend(self, samples: np.ndarray) -> None:
+        if samples.size:
+            self._chunks.append(samples)
+            self._end += samples.size
+
+    def _take(self, end: int) -> np.ndarray:
+        """Turn audio [turn start or buffer start, end); the buffer keeps what follows `end`."""
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
+        first = max(self._turn_start if self._turn_start is not None else self._start,
+                    self._start)
+        end = min(max(end, first), self._end)
+        turn = audio[first - self._start:end - self._start].copy()
+        self._chunks = [audio[end - self._start:]]
+        self._start = end
+        self._turn_start = None
+        return turn
+
+    def _trim_idle(self) -> None:
+        """While nobody speaks, keep only the prefix padding the next turn may need."""
+        if self._vad is None or self._vad.speaking:
+            return
+        keep = _samples(self._vad.config.prefix_padding_ms)
+        if self.buffered_samples > keep:
+            audio = np.concatenate(self._chunks)
+            self._chunks = [audio[audio.size - keep:]] if keep else []
+            self._start = self._end - keep
+
+
+def _samples(ms: int) -> int:
+    return ms * SAMPLE_RATE_HZ // 1000
+
+
+def _ms(samples: int) -> int:
+    return samples * 1000 // SAMPLE_RATE_HZ

@@ -1,0 +1,209 @@
+"""One realtime response: drive `Conversation.respond` and turn its events into server events.
+
+The response streams as the runtime generates: reply text as `response.audio_transcript.delta`,
+PCM as `response.audio.delta` the moment the streaming decoder yields it (resampled to the wire
+rate), and for A-T-T-A the user's transcript as input-transcription events. Cancelling the task
+that runs `run` stops generation at once (the runtime iterator is closed) and still sends the
+closing events and `response.done` with status `cancelled`. Knows no WebSocket: it only calls
+`emit`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from model.audio import float_to_pcm16
+from model.conversation import ReplyAudio, ReplyTextDelta, TranscriptDelta, TurnDone
+from model.engine import EngineBusy
+from model.template import PromptTooLongError
+from server.metrics import Metrics
+from server.realtime import protocol as p
+from server.resample import StreamResampler
+from server.vad import SAMPLE_RATE_HZ
+
+if TYPE_CHECKING:
+    from model.conversation import Conversation
+
+log = logging.getLogger("icot.realtime")
+Emit = Callable[[p.ServerEvent], Awaitable[None]]
+CancelReason = str  # "turn_detected" | "client_cancelled" | "server_shutting_down" | …
+
+
+class ResponseRun:
+    """State of one response; `run` is its task. `cancel_reason` is set before cancelling."""
+
+    def __init__(self, *, conversation: Conversation, samples: np.ndarray, chain: str | None,
+                 user_item: p.Item, conversation_id: str, output_rate: int, codec_rate: int,
+                 emit: Emit, metrics: Metrics) -> None:
+        self.conversation = conversation
+        self.samples = samples  # (T,) float32 at 16 kHz: the user's turn
+        self.chain = chain
+        self.user_item = user_item
+        self.emit = emit
+        self.metrics = metrics
+        self.id = p.new_id("resp")
+        self.item = p.Item(id=p.new_id("item"), status="in_progress", role="assistant",
+                           content=[p.ContentPart(type="audio", transcript="")])
+        self.response = p.Response(id=self.id, status="in_progress",
+                                   conversation_id=conversation_id, modalities=["audio"],
+                                   output_rate=output_rate)
+        self.output_rate = output_rate
+        self._resampler = StreamResampler(codec_rate, output_rate)
+        self.cancel_reason: CancelReason = "client_cancelled"
+        self.audio_samples_sent = 0  # at output_rate
+        self._text: list[str] = []
+        self._transcript: list[str] | None = None  # None until a TranscriptDelta arrives
+        self._transcript_done = False
+        self._started_s = time.perf_counter()
+        self._first_audio_s: float | None = None
+        self._waiting_for_engine = True
+
+    @property
+    def audio_ms_sent(self) -> int:
+        return self.audio_samples_sent * 1000 // self.output_rate
+
+    def part(self) -> dict[str, object]:
+        return {"response_id": self.id, "item_id": self.item.id}
+
+    async def run(self) -> None:
+        """Stream the whole response; always ends with exactly one `response.done`."""
+        self.metrics.queue_depth.inc()
+        try:
+            await self.emit(p.ResponseCreated(response=self.response))
+            await self.emit(p.OutputItemAdded(response_id=self.id, item=self.item))
+            await self.emit(p.ItemCreated(previous_item_id=self.user_item.id, item=self.item))
+            await self.emit(p.ContentPartAdded(**self.part(), part=self.item.content[0]))
+            done: TurnDone | None = None
+            events = self.conversation.respond(self.samples, SAMPLE_RATE_HZ, chain=self.chain)
+            async with aclosing(events) as stream:
+                async for event in stream:
+                    self._engine_started()
+                    if isinstance(event, TurnDone):
+                        done = event
+                    else:
+                        await self._on_event(event)
+            if done is None:
+                raise RuntimeError("the runtime's reply ended without TurnDone")
+            await self._finish(*_status_of(done), done=done)
+        except asyncio.CancelledError:
+            await self._finish("cancelled", self.cancel_reason, done=None)
+            raise
+        except EngineBusy:
+            await self._finish("failed", None, done=None, error=p.ErrorCode.ENGINE_BUSY,
+                               message="no engine slot is free; try again shortly")
+        except PromptTooLongError as exc:
+            await self._finish("failed", None, done=None, error=p.ErrorCode.TURN_AUDIO_TOO_LONG,
+                               message=str(exc))
+        except Exception:
+            log.exception("response failed", extra={"response_id": self.id})
+            await self._finish("failed", None, done=None, error=p.ErrorCode.SERVER_ERROR,
+                               message="generation failed; see the server log")
+        finally:
+            self._engine_started()
+
+    def _engine_started(self) -> None:
+        if self._waiting_for_engine:
+            self._waiting_for_engine = False
+            self.metrics.queue_depth.dec()
+
+    async def _on_event(self, event: TranscriptDelta | ReplyTextDelta | ReplyAudio) -> None:
+        if isinstance(event, TranscriptDelta):
+            if self._transcript is None:
+                self._transcript = []
+            self._transcript.append(event.text)
+            await self.emit(p.InputTranscriptionDelta(item_id=self.user_item.id,
+                                                      delta=event.text))
+            return
+        await self._complete_transcript(None)
+        if isinstance(event, ReplyTextDelta):
+            self._text.append(event.text)
+            await self.emit(p.TranscriptDelta(**self.part(), delta=event.text))
+        elif isinstance(event, ReplyAudio):
+            if event.sample_rate != self._resampler.from_rate:
+                raise ValueError(f"runtime sent {event.sample_rate} Hz audio, expected "
+                                 f"{self._resampler.from_rate} Hz")
+            await self._send_audio(self._resampler.process(event.samples))
+
+    async def _send_audio(self, samples: np.ndarray) -> None:
+        if samples.size == 0:
+            return
+        if self._first_audio_s is None:
+            self._first_audio_s = time.perf_counter()
+            self.metrics.ttfa_seconds.labels(endpoint="realtime").observe(
+                self._first_audio_s - self._started_s)
+        delta = base64.b64encode(float_to_pcm16(samples)).decode("ascii")
+        self.audio_samples_sent += samples.size
+        self.metrics.audio_out_seconds.inc(samples.size / self.output_rate)
+        await self.emit(p.AudioDelta(**self.part(), delta=delta))
+
+    async def _complete_transcript(self, final: str | None) -> None:
+        """A-T-T-A: the user's transcript is complete once the reply starts (or the turn ends)."""
+        if self._transcript_done or (self._transcript is None and final is None):
+            return
+        self._transcript_done = True
+        transcript = final if final is not None else "".join(self._transcript or [])
+        self.user_item.content[0].transcript = transcript
+        await self.emit(p.InputTranscriptionCompleted(
+            item_id=self.user_item.id, transcript=transcript,
+            usage=p.TranscriptionUsage(seconds=round(self.samples.size / SAMPLE_RATE_HZ, 3))))
+
+    async def _finish(self, status: str, reason: str | None, *, done: TurnDone | None,
+                      error: p.ErrorCode | None = None, message: str = "") -> None:
+        if status != "cancelled" and status != "failed":
+            await self._send_audio(self._resampler.flush())
+        if done is not None:
+            await self._complete_transcript(done.transcript)
+            self._record_speed(done)
+        text = done.text if done is not None else "".join(self._text)
+        self.item.status = "completed" if status == "completed" else "incomplete"
+        self.item.content[0].transcript = text
+        await self.emit(p.AudioDone(**self.part()))
+        await self.emit(p.TranscriptDone(**self.part(), transcript=text))
+        await self.emit(p.ContentPartDone(**self.part(), part=self.item.content[0]))
+        await self.emit(p.OutputItemDone(response_id=self.id, item=self.item))
+        await self.emit(p.ItemDone(previous_item_id=self.user_item.id, item=self.item))
+        details = p.ResponseStatusDetails(
+            type=status, reason=reason,
+            error={"type": "server_error", "code": error.value, "message": message}
+            if error else None)
+        usage = (p.Usage(input_tokens=done.input_tokens, output_tokens=done.output_tokens,
+                         total_tokens=done.input_tokens + done.output_tokens)
+                 if done is not None else None)
+        self.response = self.response.model_copy(update={
+            "status": status, "status_details": details, "output": [self.item], "usage": usage})
+        self.metrics.responses.labels(status=status).inc()
+        if error is not None:
+            self.metrics.errors.labels(code=error.value).inc()
+        log.info("response done", extra={"response_id": self.id, "status": status,
+                                         "reason": reason, "audio_ms": self.audio_ms_sent,
+                                         "ttfa_ms": self._ttfa_ms()})
+        await self.emit(p.ResponseDone(response=self.response))
+
+    def _record_speed(self, done: TurnDone) -> None:
+        timings = done.timings
+        if timings.total_ms is None or timings.prefill_ms is None or done.output_tokens <= 0:
+            return
+        decode_s = (timings.total_ms - timings.prefill_ms) / 1000
+        if decode_s > 0:
+            self.metrics.decode_tokens_per_second.observe(done.output_tokens / decode_s)
+
+    def _ttfa_ms(self) -> float | None:
+        if self._first_audio_s is None:
+            return None
+        return round(1000 * (self._first_audio_s - self._started_s), 1)
+
+
+def _status_of(done: TurnDone) -> tuple[str, str | None]:
+    """Realtime status and reason of a finished turn (incomplete: cut by the token limit or by
+    malformed output; `end_reason` says which)."""
+    if done.status == "incomplete":
+        return "incomplete", done.end_reason
+    return "completed", None

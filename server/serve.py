@@ -1,0 +1,108 @@
+"""`icot serve`: load a bundle, build the app and run uvicorn (websockets backend) until stopped.
+
+SIGTERM drains: `/readyz` turns 503 and new sessions are refused (1013 / 503) while responses in
+flight get `drain_timeout_s` to finish; then sessions close with 1012 and uvicorn exits. A second
+SIGTERM, or SIGINT, stops at once. Options come from flags over `ICOT_…` variables
+(server/settings.py). Heavy imports (torch, the model) happen inside `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from server.logs import configure_logging
+from server.settings import ServerSettings, add_arguments
+from server.state import ServerState
+
+log = logging.getLogger("icot.server")
+TRANSPORT_SIZE_FACTOR = 4  # frames up to 4× the message limit reach the app (error event);
+#                            larger ones are cut by the transport (close 1009)
+UVICORN_GRACE_S = 5.0
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = ServerSettings.from_env().with_args(args)
+    configure_logging(settings.log_level, settings.log_format)
+    from model.runtime import Runtime, RuntimeConfig
+    from server.app import create_app
+
+    try:
+        runtime = Runtime.load(settings.bundle, RuntimeConfig(
+            device=_device(settings.device), max_slots=settings.slots,
+            max_seq_len=settings.max_seq_len))
+    except (OSError, ValueError) as exc:
+        print(f"icot serve: cannot load bundle {settings.bundle}: {exc}", file=sys.stderr)
+        return 2
+    serve_app(create_app(settings, runtime), settings)
+    return 0
+
+
+def serve_app(app: FastAPI, settings: ServerSettings) -> None:
+    """Run `app` with uvicorn until SIGTERM (drain) or SIGINT."""
+    build_server(app, settings).run()
+
+
+def build_server(app: FastAPI, settings: ServerSettings) -> DrainingServer:
+    """The uvicorn server `icot serve` runs (websockets backend, our transport size limit)."""
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, ws="websockets-sansio",
+        ws_max_size=TRANSPORT_SIZE_FACTOR * settings.max_message_bytes, lifespan="on",
+        log_config=None, timeout_graceful_shutdown=UVICORN_GRACE_S)
+    return DrainingServer(config, app.state.icot, settings.drain_timeout_s)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, except that the first SIGTERM drains the app before the usual shutdown."""
+
+    def __init__(self, config: uvicorn.Config, state: ServerState, drain_timeout_s: float):
+        super().__init__(config)
+        self.state = state
+        self.drain_timeout_s = drain_timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain_task: asyncio.Task[None] | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop serving the app, once started."""
+        return self._loop
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        first_term = sig == signal.SIGTERM and self._drain_task is None and not self.should_exit
+        if first_term and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._start_drain)
+            return
+        super().handle_exit(sig, frame)
+
+    def _start_drain(self) -> None:
+        if self._drain_task is None:
+            self._drain_task = asyncio.get_running_loop().create_task(self._drain_then_exit())
+
+    async def _drain_then_exit(self) -> None:
+        log.info("SIGTERM: draining", extra={"timeout_s": self.drain_timeout_s})
+        await self.state.drain(self.drain_timeout_s)
+        self.should_exit = True
+
+
+def _device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

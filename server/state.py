@@ -1,0 +1,81 @@
+"""What all requests of one app share: settings, runtime, VAD model, slots, metrics, readiness.
+
+Also the graceful drain used on SIGTERM: refuse new sessions and responses, let responses in
+flight finish within a timeout, then close every session with 1012 (service restart). Holds no
+per-session state beyond the set of open sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from server.auth import Authenticator
+from server.limits import CLOSE_SERVICE_RESTART, SlotPool
+from server.metrics import Metrics
+from server.settings import ServerSettings
+from server.vad import SileroVad
+
+if TYPE_CHECKING:
+    from model.runtime import Runtime
+    from server.realtime.session import RealtimeSession
+
+log = logging.getLogger("icot.server")
+DRAIN_POLL_S = 0.05
+
+
+class ServerState:
+    def __init__(self, settings: ServerSettings, runtime: Runtime) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.model_name = settings.bundle.name or "icot"
+        self.metrics = Metrics(lambda: runtime.active_slots)
+        self.auth = Authenticator(settings.api_key)
+        self.slots = SlotPool(runtime.max_slots)
+        self.vad = SileroVad()
+        self.ready = False
+        self.failure: str | None = None  # why warm-up failed, if it did
+        self.draining = False
+        self.sessions: set[RealtimeSession] = set()
+        self.rest_in_flight = 0
+
+    def refusal(self) -> str | None:
+        """Why a new session or request is refused right now, or None to admit it."""
+        if self.draining:
+            return "the server is shutting down"
+        if self.failure is not None:
+            return f"the model failed to warm up: {self.failure}"
+        if not self.ready:
+            return "the model is still loading"
+        return None
+
+    async def warmup(self) -> None:
+        """Warm the runtime up (CUDA graphs etc.), then report ready."""
+        log.info("warming up", extra={"slots": self.runtime.max_slots})
+        try:
+            await self.runtime.warmup()
+        except Exception as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            log.exception("warm-up failed; /readyz stays 503")
+            return
+        self.ready = True
+        log.info("ready")
+
+    def busy(self) -> bool:
+        """Whether any response (realtime or REST) is still generating."""
+        return self.rest_in_flight > 0 or any(s.responding for s in self.sessions)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Stop admitting, wait up to `timeout_s` for responses in flight, close sessions."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        log.info("draining", extra={"sessions": len(self.sessions), "timeout_s": timeout_s})
+        while self.busy() and loop.time() < deadline:
+            await asyncio.sleep(DRAIN_POLL_S)
+        if self.busy():
+            log.warning("drain timeout: cancelling responses still in flight")
+        await asyncio.gather(*(s.close(CLOSE_SERVICE_RESTART, "server restarting")
+                               for s in list(self.sessions)))
+        log.info("drained")

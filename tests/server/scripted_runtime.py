@@ -1,0 +1,124 @@
+"""ScriptedRuntime: a TEST DOUBLE of model.runtime.Runtime for protocol-level server tests.
+
+It implements the runtime interface the server talks to (new_conversation / respond / truncate,
+slots, warmup, close) with real audio — the reply is espeak-ng speech of a scripted sentence,
+streamed in chunks with awaits between them, as the streaming decoder would — but no model: the
+words never depend on what the user said. It records what the server did to it (cancellations,
+truncations, the audio it was given) so tests can check the server's side of the contract.
+End-to-end behaviour (recall, real latency) is tested against real bundles instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from model.conversation import ReplyAudio, ReplyTextDelta, TranscriptDelta, TurnDone, TurnTimings
+from model.engine import EngineBusy
+
+CODEC_RATE_HZ = 16_000
+CHUNK_SAMPLES = 1_600  # 100 ms of reply audio per ReplyAudio
+SCRIPTED_TRANSCRIPT = "what is two plus three"
+
+
+@dataclass
+class Record:
+    """What the server did to the runtime, for assertions."""
+
+    inputs: list[np.ndarray] = field(default_factory=list)  # user audio per respond(), 16 kHz
+    chains: list[str | None] = field(default_factory=list)
+    cancelled: int = 0
+    completed: int = 0
+    truncations: list[int] = field(default_factory=list)
+    resets: int = 0
+    closed: bool = False
+
+
+class ScriptedRuntime:
+    def __init__(self, speak: Callable[[str], np.ndarray], *, chain: str = "A-T-A",
+                 chains: tuple[str, ...] | None = None, max_slots: int = 2,
+                 reply: str = "two plus three is five", chunk_delay_s: float = 0.02,
+                 first_delay_s: float = 0.01, warmup_s: float = 0.0) -> None:
+        self.chain = chain
+        self.chains = chains or (chain,)
+        self.sample_rate = CODEC_RATE_HZ
+        self.max_slots = max_slots
+        self.reply = reply
+        self.reply_audio = speak(reply)  # (S,) float32 at 16 kHz
+        self.chunk_delay_s = chunk_delay_s
+        self.first_delay_s = first_delay_s
+        self.warmup_s = warmup_s
+        self.record = Record()
+        self._active = 0
+
+    @property
+    def active_slots(self) -> int:
+        return self._active
+
+    def new_conversation(self) -> ScriptedConversation:
+        return ScriptedConversation(self)
+
+    async def warmup(self) -> None:
+        await asyncio.sleep(self.warmup_s)
+
+    async def close(self) -> None:
+        self.record.closed = True
+
+
+class ScriptedConversation:
+    def __init__(self, runtime: ScriptedRuntime) -> None:
+        self.runtime = runtime
+        self.turns = 0
+
+    async def respond(self, samples: np.ndarray, sample_rate: int, *,
+                      chain: str | None = None) -> AsyncIterator[object]:
+        rt = self.runtime
+        if rt._active >= rt.max_slots:
+            raise EngineBusy("every slot is taken")
+        rt._active += 1
+        rt.record.inputs.append(np.asarray(samples).copy())
+        rt.record.chains.append(chain)
+        started = time.perf_counter()
+        finished = False
+        try:
+            self.turns += 1
+            await asyncio.sleep(rt.first_delay_s)  # "prefill"
+            explicit = (chain or rt.chain) == "A-T-T-A"
+            if explicit:
+                for word in SCRIPTED_TRANSCRIPT.split():
+                    yield TranscriptDelta(text=word + " ")
+            words = rt.reply.split()
+            for i, word in enumerate(words):
+                yield ReplyTextDelta(text=word if i == len(words) - 1 else word + " ")
+            first_audio_ms = None
+            for start in range(0, rt.reply_audio.size, CHUNK_SAMPLES):
+                if first_audio_ms is None:
+                    first_audio_ms = 1000 * (time.perf_counter() - started)
+                yield ReplyAudio(samples=rt.reply_audio[start:start + CHUNK_SAMPLES],
+                                 sample_rate=CODEC_RATE_HZ)
+                await asyncio.sleep(rt.chunk_delay_s)
+            finished = True
+            rt.record.completed += 1
+            total_ms = 1000 * (time.perf_counter() - started)
+            yield TurnDone(status="completed", end_reason="complete",
+                           transcript=SCRIPTED_TRANSCRIPT if explicit else None,
+                           text=rt.reply, timings=TurnTimings(
+                               prefill_ms=1000 * rt.first_delay_s, first_text_ms=None,
+                               first_audio_ms=first_audio_ms, total_ms=total_ms),
+                           input_tokens=samples.size // 320, output_tokens=len(words) + 50,
+                           audio_seconds=rt.reply_audio.size / CODEC_RATE_HZ)
+        finally:
+            if not finished:
+                rt.record.cancelled += 1
+            rt._active -= 1
+
+    def reset(self) -> None:
+        self.runtime.record.resets += 1
+        self.turns = 0
+
+    def truncate_last_reply(self, audio_end_ms: int) -> None:
+        self.runtime.record.truncations.append(audio_end_ms)
