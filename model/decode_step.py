@@ -1,9 +1,10 @@
 """The hot decode step: one token for every row of a fixed range of slots, over static buffers.
 
 The engine writes each slot's next input token and write position into `tokens` / `positions`
-(one entry per slot, allocated once) and calls `run(batch, length)`. On CUDA the step for each
-(batch bucket, length bucket) pair is captured once as a CUDA graph and replayed; elsewhere the
-same `LlamaForward.decode` runs eagerly. Knows nothing of requests, sampling or scheduling.
+(one entry per slot, allocated once) and calls `run(*bucket(rows, columns))`. On CUDA the step
+for each (batch bucket, length bucket) pair is captured once as a CUDA graph and replayed;
+elsewhere the same `LlamaForward.decode` runs eagerly at the exact sizes. Knows nothing of
+requests, sampling or scheduling.
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ class DecodeRunner:
         self._pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
 
     def bucket(self, rows: int, columns: int) -> tuple[int, int]:
-        """Smallest (batch, length) buckets covering `rows` slots and `columns` positions."""
+        """Smallest (batch, length) buckets covering `rows` slots and `columns` positions.
+
+        Only graphs need fixed sizes; eagerly, the exact sizes waste no work.
+        """
+        if not self.use_graphs:
+            return rows, columns
         batch = self.batch_sizes[bisect.bisect_left(self.batch_sizes, rows)]
         length = self.lengths[bisect.bisect_left(self.lengths, columns)]
         return batch, length

@@ -139,8 +139,17 @@ def test_repetition_penalty_matches_transformers(model_dir, reference):
             hidden_act="gelu",
             mlp_bias=True,
         ),
+        # yarn rope scaling (its attention_scaling multiplies cos and sin)
+        dict(
+            rope_parameters={
+                "rope_type": "yarn",
+                "factor": 4.0,
+                "original_max_position_embeddings": 64,
+                "rope_theta": 10000.0,
+            },
+        ),
     ],
-    ids=["tied-linear-rope-bias", "llama3-rope-mqa"],
+    ids=["tied-linear-rope-bias", "llama3-rope-mqa", "yarn-rope"],
 )
 def test_llama_variants_match_transformers(tmp_path, overrides):
     directory = save_model(tmp_path, tiny_config(**overrides), seed=1)
