@@ -93,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
         max_slots=max(batches),
         max_seq_len=args.max_seq_len,
         prefill_chunk_tokens=args.prefill_chunk,
-        attention_block_tokens=min(256, args.max_seq_len),
         cuda_graphs=not args.no_cuda_graphs,
     )
     engine = Engine(model, config)

@@ -50,8 +50,8 @@ class EngineConfig:
     max_seq_len: prompt plus generated tokens per request (the cache's columns).
     prefill_chunk_tokens: prompt tokens prefilled per engine step, across requests; a long prompt
         is split so that decoding slots wait at most one chunk between their tokens.
-    attention_block_tokens: a decode step attends over the smallest multiple of this many
-        positions that covers the longest decoding slot (the length buckets of CUDA graphs).
+    attention_block_tokens: with CUDA graphs, a decode step attends over the smallest multiple
+        of this many positions (or max_seq_len) covering the longest decoding slot.
     cuda_graphs: capture decode steps as CUDA graphs on CUDA devices (ignored elsewhere).
     """
 
@@ -65,8 +65,6 @@ class EngineConfig:
         for name in ("max_slots", "max_seq_len", "prefill_chunk_tokens", "attention_block_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"EngineConfig.{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.attention_block_tokens > self.max_seq_len:
-            raise ValueError("attention_block_tokens must not exceed max_seq_len")
 
 
 @dataclass(frozen=True)

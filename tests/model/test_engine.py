@@ -162,11 +162,11 @@ def test_llama_variants_match_transformers(tmp_path, overrides):
 def test_unsupported_models_fail_clearly(tmp_path):
     gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
     with pytest.raises(UnsupportedModel, match="LlamaForCausalLM"):
-        Engine(gpt2, EngineConfig(max_slots=1, max_seq_len=32, attention_block_tokens=32))
+        Engine(gpt2, EngineConfig(max_slots=1, max_seq_len=32))
     rope = {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 1e4}
     dynamic = tiny_config(rope_parameters=rope)
     with pytest.raises(UnsupportedModel, match="dynamic"):
-        Engine(LlamaForCausalLM(dynamic), EngineConfig(max_seq_len=32, attention_block_tokens=32))
+        Engine(LlamaForCausalLM(dynamic), EngineConfig(max_seq_len=32))
 
 
 # ---- batching and scheduling do not change a request's tokens ------------------------------
@@ -300,7 +300,7 @@ def test_segment_state_machine():
 
 
 def test_invalid_requests_are_rejected(model_dir):
-    engine = make_engine(model_dir, max_seq_len=32, attention_block_tokens=32)
+    engine = make_engine(model_dir, max_seq_len=32)
     with pytest.raises(ValueError, match="token ids"):
         engine.submit(Request((VOCAB,), max_new_tokens=1))
     with pytest.raises(ValueError, match="max_seq_len"):
