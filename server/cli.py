@@ -14,6 +14,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("server.serve", "serve a bundle: /v1/realtime, /v1/speech-to-speech, /metrics"),
     "codec": ("model.codecs.cli", "fit a unit codec, round-trip audio through a codec"),
     "bench": ("bench.cli", "benchmarks (engine, …); each prints a markdown table"),
+    "train": ("training.cli", "run a training recipe end to end: corpus, stages, bundles, eval"),
+    "eval": ("training.eval_cli", "evaluate bundles on a split; print the results table"),
 }
 
 

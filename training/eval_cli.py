@@ -1,0 +1,86 @@
+"""`icot eval`: evaluate bundles on a split the way the server answers; print the table.
+
+    icot eval --bundle checkpoints/demo-cot --bundle checkpoints/demo --split test
+    icot eval --bundle B1 --label A-T-T-A --bundle B2 --label "A-T-A ICoT" --results docs/results.md
+
+The test dialogues come from the recipe (default: demo) exactly as its corpus voices them.
+Heavy imports stay inside `run`. Knows nothing of training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+SPLITS = ("train", "dev", "test")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", dest="bundles", action="append", required=True,
+                        metavar="DIR", help="a bundle directory (repeat for a comparison)")
+    parser.add_argument("--label", dest="labels", action="append", default=[], metavar="NAME",
+                        help="the row name of the bundle at the same position (default: its "
+                             "chain and directory); the paper's rows are A-T-T-A, "
+                             "'A-T-A no-CoT', 'A-T-A ICoT', 'A-A ICoT'")
+    parser.add_argument("--split", choices=SPLITS, default="test")
+    parser.add_argument("--recipe", default="demo", help="where the split's dialogues come from")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help="override a recipe value")
+    parser.add_argument("--limit", type=int, metavar="N", help="the first N dialogues only")
+    parser.add_argument("--no-whisper", action="store_true",
+                        help="skip the speech metrics (Whisper tiny.en)")
+    parser.add_argument("--results", metavar="PATH", help="write the results page here")
+    parser.add_argument("--run", metavar="DIR", help="a training run directory to plot")
+    parser.add_argument("--json", metavar="PATH", help="write every turn's result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from model.bundle import Bundle, BundleError
+    from training.config import RecipeError, load_recipe
+    from training.eval import corpus_dialogues, demo_dialogues, evaluate
+    from training.pipeline import demo_spec, machine_description
+    from training.results import comparison_table, write_results_page
+
+    if len(args.labels) > len(args.bundles):
+        print("icot eval: more --label than --bundle", file=sys.stderr)
+        return 2
+    if args.limit is not None and args.limit < 1:
+        print("icot eval: --limit must be ≥ 1", file=sys.stderr)
+        return 2
+    try:
+        recipe = load_recipe(args.recipe, args.overrides)
+        bundles = [Bundle.load(path) for path in args.bundles]
+    except (RecipeError, BundleError) as error:
+        print(f"icot eval: {error}", file=sys.stderr)
+        return 2
+    labels = args.labels + [f"{b.chain.value} ({Path(path).name})"
+                            for b, path in zip(bundles, args.bundles, strict=True)
+                            ][len(args.labels):]
+    if recipe.data.source == "demo":
+        dialogues = demo_dialogues(demo_spec(recipe), args.split, args.limit)
+    else:
+        dialogues = corpus_dialogues(recipe.data.corpus_dir, args.split, args.limit)
+    transcribe = None
+    if not args.no_whisper:
+        from training.intelligibility import WhisperJudge
+
+        transcribe = WhisperJudge().transcribe
+    reports = evaluate(list(zip(labels, bundles, strict=True)), dialogues, transcribe=transcribe,
+                       progress=lambda done, total: print(f"\r{done}/{total} dialogues", end="",
+                                                          file=sys.stderr))
+    print(file=sys.stderr)
+    summaries = [report.summary() for report in reports]
+    print(comparison_table(summaries))
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in reports], indent=1) + "\n")
+    if args.results:
+        turns = sum(len(d) for d in dialogues)
+        setup = [f"recipe `{recipe.name}`, split `{args.split}`: {len(dialogues)} dialogues, "
+                 f"{turns} turns", f"measured on {machine_description()}"]
+        page = write_results_page(Path(args.results), summaries, title="Results", setup=setup,
+                                  run_dir=Path(args.run) if args.run else None)
+        print(f"\nresults: {page}")
+    return 0
