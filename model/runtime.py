@@ -1,0 +1,125 @@
+"""The serving runtime: one loaded bundle and one engine, shared by every conversation.
+
+`Runtime.load(dir)` loads the bundle and builds the engine over its model; `warmup()` runs a
+prefill, captures the decode graphs (CUDA) and exercises the codec, then starts the engine thread.
+The server holds one Runtime and makes a `Conversation` per session. Knows no HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model.bundle import Bundle
+from model.chain import Chain
+from model.codecs import SpeechCodec
+from model.conversation import Conversation
+from model.engine import Engine, EngineConfig
+
+WARMUP_AUDIO_S = 1.0
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How the bundle is served.
+
+    device: "cpu", "cuda", "cuda:1" …
+    dtype: None picks float32 on CPU and bfloat16 on GPUs; or "float32", "bfloat16", "float16".
+    max_slots: conversations generating at once (engine slots; also the admission limit).
+    max_seq_len: prompt + reply tokens per request; None uses the model's context length.
+    prefill_chunk_tokens: prompt tokens prefilled per engine step (bounds others' stalls).
+    """
+
+    device: str = "cpu"
+    dtype: str | None = None
+    max_slots: int = 4
+    max_seq_len: int | None = None
+    prefill_chunk_tokens: int = 256
+
+    def __post_init__(self) -> None:
+        if self.max_slots < 1:
+            raise ValueError(f"max_slots must be ≥ 1, got {self.max_slots}")
+        if self.max_seq_len is not None and self.max_seq_len < 2:
+            raise ValueError(f"max_seq_len must be ≥ 2, got {self.max_seq_len}")
+
+
+class Runtime:
+    """A bundle, its engine and its codec; `new_conversation()` for each client."""
+
+    def __init__(self, bundle: Bundle, engine: Engine) -> None:
+        self.bundle = bundle
+        self.engine = engine
+
+    @classmethod
+    def load(cls, bundle_dir: str | Path, config: RuntimeConfig | None = None) -> Runtime:
+        """Load the bundle onto `config.device` and build (not yet start) its engine."""
+        config = config or RuntimeConfig()
+        bundle = Bundle.load(bundle_dir, device=config.device, dtype=config.dtype)
+        max_seq_len = config.max_seq_len or bundle.context_tokens
+        engine_config = EngineConfig(
+            max_slots=config.max_slots,
+            max_seq_len=max_seq_len,
+            prefill_chunk_tokens=config.prefill_chunk_tokens,
+            attention_block_tokens=min(EngineConfig.attention_block_tokens, max_seq_len),
+        )
+        return cls(bundle, Engine(bundle.model, engine_config))
+
+    @property
+    def codec(self) -> SpeechCodec:
+        return self.bundle.codec
+
+    @property
+    def chain(self) -> Chain:
+        return self.bundle.chain
+
+    @property
+    def chains(self) -> tuple[Chain, ...]:
+        """Chains a request may ask for: the one the bundle was trained for."""
+        return (self.bundle.chain,)
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate of the reply PCM (the codec's)."""
+        return self.codec.sample_rate
+
+    @property
+    def max_slots(self) -> int:
+        return self.engine.config.max_slots
+
+    @property
+    def active_slots(self) -> int:
+        return self.max_slots - self.engine.free_slots
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.engine.config.max_seq_len
+
+    @property
+    def prompt_budget(self) -> int:
+        """Most prompt tokens a turn may use, leaving room for the longest reply."""
+        max_new = self.bundle.config.generation.max_new_tokens
+        return max(1, min(self.bundle.prompt_budget, self.max_seq_len - max_new))
+
+    def new_conversation(self) -> Conversation:
+        return Conversation(self)
+
+    async def warmup(self) -> None:
+        """Pay every first-call cost before serving, then start the engine thread."""
+        if self.engine.running:
+            return
+        await asyncio.to_thread(self._warm_codec)
+        await asyncio.to_thread(self.engine.warmup)
+        self.engine.start()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.engine.close)
+
+    def _warm_codec(self) -> None:
+        silence = np.zeros(int(WARMUP_AUDIO_S * self.codec.sample_rate), dtype=np.float32)
+        units = self.codec.encode(silence)
+        decoder = self.codec.streaming_decoder()
+        decoder.push(units)
+        decoder.flush()
