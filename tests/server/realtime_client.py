@@ -58,7 +58,10 @@ class Client:
 
     async def until(self, match: str | Callable[[dict[str, Any]], bool],
                     timeout_s: float = RECV_TIMEOUT_S) -> list[dict[str, Any]]:
-        """Events received up to and including the first that matches (a type or a predicate)."""
+        """Events received up to and including the first that matches (a type or a predicate).
+
+        An `error` event that does not match fails at once, naming its code.
+        """
         test = (lambda e: e["type"] == match) if isinstance(match, str) else match
         events = []
         deadline = time.monotonic() + timeout_s
@@ -67,6 +70,8 @@ class Client:
             events.append(event)
             if test(event):
                 return events
+            if event["type"] == "error":
+                raise AssertionError(f"unexpected error event: {event['error']}")
 
     async def append(self, samples16k: np.ndarray, *, rate: int = 24_000,
                      chunk_ms: int = 100) -> None:

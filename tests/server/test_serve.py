@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -34,6 +35,24 @@ def test_serve_parses_every_option_and_the_environment_fills_the_rest(monkeypatc
     settings = ServerSettings.from_env().with_args(args)
     assert (str(settings.bundle), settings.host, settings.port) == ("/tmp/b", "0.0.0.0", 9123)
     assert (settings.slots, settings.vad_threshold, settings.api_key) == (3, 0.6, "from-env")
+
+
+@pytest.fixture
+def restore_logging():
+    """`run` configures process-wide logging; put pytest's handlers back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_a_missing_bundle_is_a_clear_error_not_a_traceback(tmp_path, capsys, restore_logging):
+    parser = argparse.ArgumentParser()
+    serve.configure(parser)
+    assert serve.run(parser.parse_args(["--bundle", str(tmp_path / "nope")])) == 2
+    err = capsys.readouterr().err
+    assert "cannot load bundle" in err and "no such bundle directory" in err
 
 
 def _free_port() -> int:
