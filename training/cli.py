@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     except (RecipeError, RunDirectoryError) as error:
         print(f"icot train: {error}", file=sys.stderr)
         return 2
+    if not summary.main:
+        return 0
     for label, path in summary.bundles.items():
         print(f"{label}: {path}")
     if summary.results_page is not None:

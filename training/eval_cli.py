@@ -38,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from model.bundle import Bundle, BundleError
+    from model.bundle import BundleError, read_config
     from training.config import RecipeError, load_recipe
-    from training.eval import corpus_dialogues, demo_dialogues, evaluate
+    from training.eval import demo_dialogues, evaluate
     from training.pipeline import demo_spec, machine_description
     from training.results import comparison_table, write_results_page
 
@@ -52,25 +52,28 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         recipe = load_recipe(args.recipe, args.overrides)
-        bundles = [Bundle.load(path) for path in args.bundles]
+        chains = [read_config(path).chain for path in args.bundles]
     except (RecipeError, BundleError) as error:
         print(f"icot eval: {error}", file=sys.stderr)
         return 2
-    labels = args.labels + [f"{b.chain.value} ({Path(path).name})"
-                            for b, path in zip(bundles, args.bundles, strict=True)
+    if recipe.data.source != "demo":
+        print(f"icot eval: recipe {recipe.name!r} reads SODA-TTS units without the user audio "
+              "that evaluation speaks to the model; use a demo recipe", file=sys.stderr)
+        return 2
+    labels = args.labels + [f"{chain.value} ({Path(path).name})"
+                            for chain, path in zip(chains, args.bundles, strict=True)
                             ][len(args.labels):]
-    if recipe.data.source == "demo":
-        dialogues = demo_dialogues(demo_spec(recipe), args.split, args.limit)
-    else:
-        dialogues = corpus_dialogues(recipe.data.corpus_dir, args.split, args.limit)
+    dialogues = demo_dialogues(demo_spec(recipe), args.split, args.limit)
     transcribe = None
     if not args.no_whisper:
         from training.intelligibility import WhisperJudge
 
         transcribe = WhisperJudge().transcribe
-    reports = evaluate(list(zip(labels, bundles, strict=True)), dialogues, transcribe=transcribe,
-                       progress=lambda done, total: print(f"\r{done}/{total} dialogues", end="",
-                                                          file=sys.stderr))
+    def progress(done: int, total: int) -> None:
+        print(f"\r{done}/{total} dialogues", end="", file=sys.stderr)
+
+    reports = evaluate(list(zip(labels, args.bundles, strict=True)), dialogues,
+                       transcribe=transcribe, progress=progress)
     print(file=sys.stderr)
     summaries = [report.summary() for report in reports]
     print(comparison_table(summaries))

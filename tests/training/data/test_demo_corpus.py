@@ -1,0 +1,177 @@
+"""The demo corpus builder: deterministic plans, voices per split, augmentation, trimming, and a
+real (small) build voiced by espeak-ng and encoded by a codec: records, resume, refusal."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from model.codecs.speechtokenizer import SpeechTokenizerCodec
+from training.data.demo_corpus import (
+    NO_AUGMENTATION,
+    SPLITS,
+    Augmentation,
+    DemoCorpusSpec,
+    build_demo_corpus,
+    codec_fit_audio,
+    plan_dialogue,
+    trim_silence,
+)
+from training.data.domain import reply_to
+from training.data.shards import Corpus, CorpusError
+from training.data.synth import (
+    HELD_OUT_LANGUAGES,
+    HELD_OUT_VARIANTS,
+    SAMPLE_RATE_HZ,
+    TRAINING_LANGUAGES,
+    TRAINING_VARIANTS,
+)
+
+SPEC = DemoCorpusSpec(train_dialogues=3, dev_dialogues=1, test_dialogues=2, seed=7,
+                      augment_prob=1.0)
+MANY = DemoCorpusSpec(train_dialogues=200, dev_dialogues=200, test_dialogues=200,
+                      augment_prob=0.5)
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return SpeechTokenizerCodec.random(codebook_size=64, seed=0)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, codec):
+    directory = tmp_path_factory.mktemp("demo-corpus")
+    manifest = build_demo_corpus(directory, SPEC, codec, shard_size=2, progress=False)
+    return directory, manifest
+
+
+def test_plans_depend_only_on_seed_split_and_position():
+    assert plan_dialogue(MANY, "train", 5) == plan_dialogue(MANY, "train", 5)
+    assert plan_dialogue(MANY, "train", 5) != plan_dialogue(MANY, "train", 6)
+    assert plan_dialogue(MANY, "dev", 5) != plan_dialogue(MANY, "train", 5)
+    reseeded = DemoCorpusSpec(200, 200, 200, seed=1, augment_prob=0.5)
+    assert plan_dialogue(reseeded, "train", 5) != plan_dialogue(MANY, "train", 5)
+
+
+def test_test_dialogues_use_only_held_out_voices_and_the_others_only_training_voices():
+    for split in SPLITS:
+        voices = [plan_dialogue(MANY, split, i).voice for i in range(200)]
+        languages = {v.language for v in voices}
+        variants = {v.variant for v in voices}
+        if split == "test":
+            assert languages == set(HELD_OUT_LANGUAGES) and variants == set(HELD_OUT_VARIANTS)
+        else:
+            assert languages <= set(TRAINING_LANGUAGES) and variants <= set(TRAINING_VARIANTS)
+            assert len(languages) == len(TRAINING_LANGUAGES)
+
+
+def test_only_training_turns_are_augmented_at_the_requested_rate():
+    def augmented(split):
+        return [a != NO_AUGMENTATION for i in range(200)
+                for a in plan_dialogue(MANY, split, i).augmentations]
+
+    train = augmented("train")
+    assert 0.4 < sum(train) / len(train) < 0.6
+    assert not any(augmented("dev")) and not any(augmented("test"))
+    for i in range(200):
+        for a in plan_dialogue(MANY, "train", i).augmentations:
+            assert 0.9 <= a.speed_factor <= 1.1
+            assert a.snr_db is None or 20.0 <= a.snr_db <= 40.0
+
+
+def test_dialogues_follow_the_reply_rule_including_recall():
+    plans = [plan_dialogue(MANY, "train", i) for i in range(200)]
+    recalls = 0
+    for plan in plans:
+        users = [t.user for t in plan.dialogue.turns]
+        for index, turn in enumerate(plan.dialogue.turns):
+            assert turn == reply_to(turn.user, users[:index])
+            recalls += turn.intent == "recall" and turn.reply.startswith("your name is")
+    assert recalls > 10  # names stated earlier are asked for later
+
+
+def test_noise_is_added_at_the_requested_snr():
+    t = np.arange(SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ
+    clean = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    noisy = Augmentation(snr_db=20.0).apply(clean, "seed")
+    snr = 10 * np.log10(np.mean(clean ** 2) / np.mean((noisy - clean) ** 2))
+    assert abs(snr - 20.0) < 0.1
+    assert np.array_equal(noisy, Augmentation(snr_db=20.0).apply(clean, "seed"))
+    faster = Augmentation(speed_factor=1.1).apply(clean, "seed")
+    assert abs(faster.size - clean.size / 1.1) < 2
+
+
+def test_trimming_keeps_the_speech_and_a_short_margin():
+    rate = SAMPLE_RATE_HZ
+    speech = 0.5 * np.sin(2 * np.pi * 200 * np.arange(rate) / rate).astype(np.float32)
+    padded = np.concatenate([np.zeros(rate, np.float32), speech, np.zeros(2 * rate, np.float32)])
+    trimmed = trim_silence(padded)
+    assert rate + 0.19 * rate <= trimmed.size <= rate + 0.21 * rate
+    assert np.max(np.abs(trimmed)) == np.max(np.abs(speech))
+
+
+def test_a_build_stores_every_split_as_dialogue_records(built, codec):
+    directory, manifest = built
+    corpus = Corpus.open(directory)
+    assert manifest["config"]["spec"] == SPEC.to_dict()
+    assert manifest["config"]["espeak"].startswith("eSpeak NG")
+    for split in SPLITS:
+        records = list(corpus.iter_split(split))
+        assert len(records) == SPEC.size(split)
+        for index, record in enumerate(records):
+            plan = plan_dialogue(SPEC, split, index)
+            assert record["index"] == index and record["voice"] == plan.voice.espeak_name
+            assert [t["transcript"] for t in record["turns"]] == \
+                [t.user for t in plan.dialogue.turns]
+            for turn in record["turns"]:
+                assert turn["reply_text"] == reply_to(turn["transcript"], [
+                    t["transcript"] for t in record["turns"]][:record["turns"].index(turn)]).reply
+                for key in ("user_units", "reply_units"):
+                    units = turn[key]
+                    assert units and all(0 <= u < codec.vocab_size for u in units)
+
+
+def test_the_same_reply_always_has_the_same_units(built):
+    units: dict[str, list[int]] = {}
+    for split in SPLITS:
+        for record in Corpus.open(built[0]).iter_split(split):
+            for turn in record["turns"]:
+                assert units.setdefault(turn["reply_text"], turn["reply_units"]) == \
+                    turn["reply_units"]
+
+
+def test_an_interrupted_build_resumes_to_identical_shards(built, codec, tmp_path):
+    directory, manifest = built
+    shard = manifest["splits"]["train"]["shards"][1]
+    before = (directory / shard["file"]).read_bytes()
+    (directory / shard["file"]).unlink()  # as if killed before this shard was written
+    data = json.loads((directory / "manifest.json").read_text())
+    data["completed"] = False
+    (directory / "manifest.json").write_text(json.dumps(data))
+    build_demo_corpus(directory, SPEC, codec, shard_size=2, progress=False)
+    assert (directory / shard["file"]).read_bytes() == before
+    assert Corpus.open(directory).count("train") == SPEC.train_dialogues
+
+
+def test_a_corpus_built_with_another_codec_is_refused(built):
+    other = SpeechTokenizerCodec.random(codebook_size=64, seed=1)
+    with pytest.raises(CorpusError, match="config_hash"):
+        build_demo_corpus(built[0], SPEC, other, shard_size=2, progress=False)
+
+
+def test_dialogues_over_the_speech_limit_are_left_out(codec, tmp_path):
+    short = DemoCorpusSpec(train_dialogues=1, dev_dialogues=0, test_dialogues=0,
+                           max_speech_tokens=5)
+    build_demo_corpus(tmp_path, short, codec, progress=False)
+    assert Corpus.open(tmp_path).count("train") == 0
+
+
+def test_codec_fit_audio_holds_user_turns_and_each_distinct_reply():
+    clips = codec_fit_audio(SPEC, dialogues=2, workers=1)
+    plans = [plan_dialogue(SPEC, "train", i) for i in range(2)]
+    users = sum(len(p.dialogue.turns) for p in plans)
+    replies = {t.reply for p in plans for t in p.dialogue.turns}
+    assert len(clips) == users + len(replies)
+    assert all(c.dtype == np.float32 and c.size > SAMPLE_RATE_HZ // 4 for c in clips)

@@ -1,0 +1,274 @@
+"""The shared training loop on a tiny Llama and a synthetic corpus: loss masks, learning,
+checkpoint resume, optimizer resets with warmup, and the per-rank data stream."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from safetensors.torch import load_file
+
+from model.speech_tokens import SpeechVocab
+from model.template import Template
+from model.word_tokenizer import build_word_tokenizer
+from training.config import ModelConfig, TrainingConfig
+from training.data.shards import Corpus, SplitPlan, build_corpus
+from training.stages.cot import build_scratch_model
+from training.stages.examples import Renderer, turn_items
+from training.stages.loop import (
+    IGNORE_INDEX,
+    WEIGHTS_FILE,
+    StageSpec,
+    collate,
+    last_reset_before,
+    latest_checkpoint,
+    read_log,
+    reset_optimizer,
+    run_stage,
+    target_loss,
+    warmup_factor,
+)
+from training.stages.monitor import teacher_forced
+from training.stages.stream import Cursor, TurnStream
+
+N_UNITS = 12
+SENTENCES = [("what is one plus one", "one plus one is two"),
+             ("what is two plus two", "two plus two is four"),
+             ("hello", "hello there"),
+             ("what color is snow", "snow is white")]
+
+
+def dialogue(i: int) -> dict:
+    rng = random.Random(i)
+    turns = []
+    for t in range(1 + i % 3):
+        user, reply = SENTENCES[(i + t) % len(SENTENCES)]
+        turns.append({"user_units": [rng.randrange(N_UNITS) for _ in range(5)],
+                      "transcript": user, "reply_text": reply,
+                      "reply_units": [(len(reply) + k) % N_UNITS for k in range(4)]})
+    return {"turns": turns}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Corpus:
+    directory = tmp_path_factory.mktemp("corpus")
+    plans = {"train": SplitPlan(6, lambda a, b: (dialogue(i) for i in range(a, b))),
+             "dev": SplitPlan(2, lambda a, b: (dialogue(100 + i) for i in range(a, b)))}
+    build_corpus(directory, plans, {"test": "loop"}, shard_size=2, progress=False)
+    return Corpus.open(directory)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    words = sorted({w for pair in SENTENCES for text in pair for w in text.split()})
+    return build_word_tokenizer(words, N_UNITS)
+
+
+@pytest.fixture(scope="module")
+def renderer(tokenizer) -> Renderer:
+    return Renderer(Template(SpeechVocab(tokenizer, N_UNITS)), max_tokens=512)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matmuls: one thread is fastest on a busy 2-core machine
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny_model(tokenizer, seed: int = 0):
+    config = ModelConfig(codec_kind="units", hidden_size=32, num_layers=2, num_heads=2,
+                         intermediate_size=64, max_positions=512)
+    return build_scratch_model(config, tokenizer, seed)
+
+
+def training(tmp_path, **overrides) -> TrainingConfig:
+    values = dict(batch_size=2, lr=3e-3, checkpoint_every=2, log_every=1,
+                  output_dir=str(tmp_path), seed=0)
+    values.update(overrides)
+    return TrainingConfig(**values)
+
+
+def stream(corpus, **kwargs) -> TurnStream:
+    return TurnStream(corpus, "train", max_history=2, seed=0, **kwargs)
+
+
+def atta_spec(renderer, steps: int, **kwargs) -> StageSpec:
+    return StageSpec(name="stage1", steps=steps, lr=3e-3,
+                     render=lambda turn, step, rng: renderer.atta(turn), **kwargs)
+
+
+def train(spec, model, corpus, tokenizer, tmp_path, resume=False, **overrides):
+    return run_stage(spec, model, stream(corpus), accelerator=Accelerator(cpu=True),
+                     training=training(tmp_path, **overrides), stage_dir=tmp_path / spec.name,
+                     pad_id=tokenizer.pad_token_id, resume=resume, progress=False)
+
+
+# ---- batches and loss ------------------------------------------------------------------
+
+
+def test_batches_pad_on_the_right_and_label_only_the_targets(renderer):
+    items = turn_items(dialogue(1), 2) + turn_items(dialogue(2), 2)[2:]  # 0, 1, 2 earlier turns
+    rendered = [renderer.atta(item) for item in items]
+    assert len({len(r.ids) for r in rendered}) == 3
+    batch = collate(rendered, pad_id=1)
+    width = max(len(r.ids) for r in rendered)
+    assert batch.input_ids.shape == (3, width)
+    for row, r in enumerate(rendered):
+        n = len(r.ids)
+        assert batch.input_ids[row, :n].tolist() == r.ids
+        assert batch.attention_mask[row].tolist() == [1] * n + [0] * (width - n)
+        labels = batch.labels[row].tolist()
+        assert labels[:r.boundary] == [IGNORE_INDEX] * r.boundary
+        assert labels[r.boundary:n] == r.ids[r.boundary:]
+        assert labels[n:] == [IGNORE_INDEX] * (width - n)
+        assert batch.speech_mask[row].nonzero().flatten().tolist() == \
+            [p - 1 for p in r.speech_positions]
+
+
+def test_target_loss_is_the_cross_entropy_of_target_tokens_only():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 7)
+    labels = torch.tensor([[IGNORE_INDEX, IGNORE_INDEX, 3, 4, 5],
+                           [IGNORE_INDEX, 1, 2, IGNORE_INDEX, IGNORE_INDEX]])
+    manual = F.cross_entropy(torch.stack([logits[0, 1], logits[0, 2], logits[0, 3],
+                                          logits[1, 0], logits[1, 1]]),
+                             torch.tensor([3, 4, 5, 1, 2]))
+    assert torch.allclose(target_loss(logits, labels), manual)
+    changed = logits.clone()
+    changed[0, 0] += 100.0  # predicts a prompt token: no effect on the loss
+    assert torch.allclose(target_loss(changed, labels), manual)
+
+
+# ---- learning, checkpoints, resume -------------------------------------------------------
+
+
+def test_a_stage_learns_its_training_turns(corpus, tokenizer, renderer, tmp_path):
+    model = tiny_model(tokenizer)
+    dev = [renderer.atta(t) for t in turn_items(dialogue(0), 2) + turn_items(dialogue(1), 2)]
+    before = teacher_forced(model, dev, tokenizer.pad_token_id, torch.device("cpu"))
+    result = train(atta_spec(renderer, 120), model, corpus, tokenizer, tmp_path,
+                   checkpoint_every=1000, log_every=10)
+    log = read_log(tmp_path / "stage1" / "log.jsonl")
+    assert [e["step"] for e in log] == list(range(10, 121, 10))
+    assert log[-1]["loss"] < 0.5 * log[0]["loss"]
+    after = teacher_forced(result.model, dev, tokenizer.pad_token_id, torch.device("cpu"))
+    assert before["text_exact"] == 0.0 and after["text_exact"] == 1.0
+    assert after["speech_acc"] > before["speech_acc"]
+
+
+def test_resuming_after_a_crash_gives_the_uninterrupted_result(corpus, tokenizer, renderer,
+                                                                tmp_path):
+    straight = train(atta_spec(renderer, 5), tiny_model(tokenizer), corpus, tokenizer,
+                     tmp_path / "a")
+    crashed = {"yet": False}
+
+    def render_then_crash(turn, step, rng):
+        if step == 3 and not crashed["yet"]:
+            crashed["yet"] = True
+            raise KeyboardInterrupt  # the process dies mid-step, after the step-2 checkpoint
+        return renderer.atta(turn)
+
+    spec = StageSpec(name="stage1", steps=5, lr=3e-3, render=render_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(spec, tiny_model(tokenizer), corpus, tokenizer, tmp_path / "b")
+    checkpoint = latest_checkpoint(tmp_path / "b" / "stage1")
+    assert checkpoint is not None and checkpoint.name == "step-0000002"
+    resumed = train(spec, tiny_model(tokenizer, seed=1), corpus, tokenizer, tmp_path / "b",
+                    resume=True)
+    for (name, a), (_, b) in zip(straight.model.named_parameters(),
+                                 resumed.model.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
+    losses = [[e["loss"] for e in read_log(tmp_path / run / "stage1" / "log.jsonl")]
+              for run in ("a", "b")]
+    assert losses[0] == losses[1] and len(losses[0]) == 5
+
+
+def test_checkpoints_hold_the_trainable_weights_and_keep_the_newest_two(corpus, tokenizer,
+                                                                        renderer, tmp_path):
+    result = train(atta_spec(renderer, 7), tiny_model(tokenizer), corpus, tokenizer, tmp_path)
+    kept = sorted(p.name for p in (tmp_path / "stage1" / "checkpoints").iterdir())
+    assert kept == ["step-0000004", "step-0000006"]
+    saved = load_file(str(tmp_path / "stage1" / "checkpoints" / kept[-1] / WEIGHTS_FILE))
+    assert set(saved) == {n for n, p in result.model.named_parameters() if p.requires_grad}
+
+
+# ---- optimizer resets and warmup -----------------------------------------------------------
+
+
+def test_reset_optimizer_forgets_adam_moments():
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.AdamW([weight], lr=0.1)
+    for _ in range(3):
+        weight.sum().backward()
+        optimizer.step()
+    assert optimizer.state[weight]["step"] == 3
+    reset_optimizer(optimizer)
+    assert not optimizer.state
+    weight.sum().backward()
+    optimizer.step()
+    assert optimizer.state[weight]["step"] == 1
+
+
+def test_warmup_restarts_at_each_reset():
+    assert [warmup_factor(n, 4) for n in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0
+    due = {3, 7}.__contains__
+    assert [last_reset_before(s, due) for s in range(9)] == [0, 0, 0, 3, 3, 3, 3, 7, 7]
+
+
+def test_the_loop_resets_when_told_and_warms_up_again(corpus, tokenizer, renderer, tmp_path):
+    spec = atta_spec(renderer, 8, reset_due={3, 6}.__contains__, k_at=lambda s: s // 3 + 1)
+    train(spec, tiny_model(tokenizer), corpus, tokenizer, tmp_path, warmup_steps=2,
+          checkpoint_every=100)
+    log = read_log(tmp_path / "stage1" / "log.jsonl")
+    assert [e["optimizer_reset"] for e in log] == [s in (3, 6) for s in range(8)]
+    assert [e["lr"] / 3e-3 for e in log] == [0.5, 1, 1, 0.5, 1, 1, 0.5, 1]
+    assert [e["k"] for e in log] == [1, 1, 1, 2, 2, 2, 3, 3]
+
+
+# ---- the data stream ------------------------------------------------------------------------
+
+
+def epochs(s: TurnStream, count: int) -> list[list]:
+    """The turns a stream hands out in its first `count` epochs, epoch by epoch."""
+    by_epoch: list[list] = [[] for _ in range(count)]
+    while True:
+        item = next(s)
+        if s.cursor.epoch == count:
+            return by_epoch
+        by_epoch[s.cursor.epoch].append(item)
+
+
+def every_turn(corpus) -> list:
+    return [t for record in corpus.iter_split("train") for t in turn_items(record, 2)]
+
+
+def test_ranks_read_disjoint_turns_that_together_cover_an_epoch(corpus):
+    (rank0,) = epochs(stream(corpus, rank=0, world_size=2), 1)
+    (rank1,) = epochs(stream(corpus, rank=1, world_size=2), 1)
+    assert len(rank0) + len(rank1) == len(every_turn(corpus)) == 12
+    assert sorted(map(repr, rank0 + rank1)) == sorted(map(repr, every_turn(corpus)))
+
+
+def test_a_stream_resumed_at_its_cursor_continues_identically(corpus):
+    s = stream(corpus)
+    for _ in range(5):
+        next(s)
+    ahead = [next(s) for _ in range(20)]
+    resumed = stream(corpus, cursor=Cursor(0, 0, 0))
+    for _ in range(5):
+        next(resumed)
+    restarted = stream(corpus, cursor=Cursor.from_dict(resumed.cursor.to_dict()))
+    assert [next(restarted) for _ in range(20)] == ahead
+
+
+def test_each_epoch_visits_every_turn_in_a_new_order(corpus):
+    first, second = epochs(stream(corpus), 2)
+    assert sorted(map(repr, first)) == sorted(map(repr, second)) == \
+        sorted(map(repr, every_turn(corpus)))
+    assert first != second

@@ -1,0 +1,311 @@
+"""The demo corpus: demo-domain dialogues voiced with espeak-ng, encoded by a codec, in shards.
+
+Splits: `train` (training voices, augmented), `dev` (training voices, other dialogues, clean)
+and `test` (the held-out voices only, clean). Each position of a split is one dialogue of one to
+three turns planned from a generator seeded by (seed, split, position) — its text
+(training/data/domain.py), its user voice, speed and pitch, and each turn's augmentation — so a
+build resumed or repeated anywhere writes the same bytes. User turns are spoken in the dialogue's
+user voice, replies in the fixed assistant voice (training/data/synth.py); edge silences are
+trimmed to a short margin. Records are stored with training/data/shards.py, one dialogue per
+line. Knows nothing of tokenizers, templates or models; the codec is passed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.audio import resample
+from model.codecs import SpeechCodec
+from training.data.domain import Dialogue, sample_dialogue
+from training.data.shards import SplitPlan, build_corpus
+from training.data.synth import (
+    ASSISTANT_VOICE,
+    HELD_OUT_LANGUAGES,
+    HELD_OUT_VARIANTS,
+    SAMPLE_RATE_HZ,
+    TRAINING_PITCH_RANGE,
+    TRAINING_SPEED_RANGE_WPM,
+    Voice,
+    add_noise,
+    espeak_path,
+    sample_training_voice,
+    speed_perturb,
+    synthesize_many,
+)
+
+CORPUS_FORMAT = "icot-demo-corpus/1"
+SPLITS = ("train", "dev", "test")
+SPEED_FACTOR_RANGE = (0.9, 1.1)  # speed perturbation: tempo and pitch ×0.9 … ×1.1
+NOISE_SNR_RANGE_DB = (20.0, 40.0)  # background noise down to 20 dB SNR (the demo-domain page)
+NOISE_COLORS = ("white", "pink")
+TRIM_FRAME_S = 0.01
+TRIM_FLOOR_DB = 40.0  # frames more than this below the loudest frame count as silence
+TRIM_MARGIN_S = 0.1  # silence kept before the first and after the last voiced frame
+
+
+@dataclass(frozen=True)
+class DemoCorpusSpec:
+    """What a demo corpus holds: dialogues per split, seed, augmentation and the length limit.
+
+    augment_prob: probability that a training user turn is augmented (speed, noise or both).
+    max_speech_tokens: a dialogue with a user turn or reply longer than this many units is
+        left out (its position is skipped).
+    memory_rate: share of multi-turn dialogues that state a name and later ask for it back.
+    """
+
+    train_dialogues: int
+    dev_dialogues: int
+    test_dialogues: int
+    seed: int = 0
+    augment_prob: float = 0.0
+    max_speech_tokens: int = 500
+    memory_rate: float = 0.5
+
+    def __post_init__(self) -> None:
+        for split in SPLITS:
+            if self.size(split) < 0:
+                raise ValueError(f"{split}_dialogues must be ≥ 0, got {self.size(split)}")
+        if not 0.0 <= self.augment_prob <= 1.0:
+            raise ValueError(f"augment_prob must lie in [0, 1], got {self.augment_prob}")
+        if self.max_speech_tokens < 1:
+            raise ValueError(f"max_speech_tokens must be ≥ 1, got {self.max_speech_tokens}")
+        if not 0.0 <= self.memory_rate <= 1.0:
+            raise ValueError(f"memory_rate must lie in [0, 1], got {self.memory_rate}")
+
+    def size(self, split: str) -> int:
+        """Dialogue positions planned for `split`."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; the demo corpus has {', '.join(SPLITS)}")
+        return getattr(self, f"{split}_dialogues")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """What is done to one user turn's audio: speed factor, then noise at `snr_db` (None: no
+    noise) of `noise` color."""
+
+    speed_factor: float = 1.0
+    snr_db: float | None = None
+    noise: str = "white"
+
+    def apply(self, samples: np.ndarray, seed: str) -> np.ndarray:
+        """float32 (T,) at 16 kHz → the augmented clip; the noise is seeded by `seed`."""
+        if self.speed_factor != 1.0:
+            samples = speed_perturb(samples, self.speed_factor)
+        if self.snr_db is not None:
+            digest = hashlib.sha256(seed.encode()).digest()
+            rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+            samples = add_noise(samples, self.snr_db, rng, color=self.noise)
+        return samples
+
+
+NO_AUGMENTATION = Augmentation()
+
+
+@dataclass(frozen=True)
+class DialoguePlan:
+    """Everything about one dialogue except its audio: text, user voice, per-turn augmentation."""
+
+    split: str
+    index: int
+    dialogue: Dialogue
+    voice: Voice
+    augmentations: tuple[Augmentation, ...]
+
+    @property
+    def seed(self) -> str:
+        return f"{self.split}:{self.index}"
+
+
+def _sample_augmentation(rng: random.Random, prob: float) -> Augmentation:
+    if rng.random() >= prob:
+        return NO_AUGMENTATION
+    kind = rng.choice(("speed", "noise", "both"))
+    speed = round(rng.uniform(*SPEED_FACTOR_RANGE), 3) if kind != "noise" else 1.0
+    snr = round(rng.uniform(*NOISE_SNR_RANGE_DB), 1) if kind != "speed" else None
+    return Augmentation(speed, snr, rng.choice(NOISE_COLORS))
+
+
+def _held_out_voice(rng: random.Random) -> Voice:
+    """A held-out language and variant at a speed and pitch drawn from the training ranges."""
+    return Voice(rng.choice(HELD_OUT_LANGUAGES), rng.choice(HELD_OUT_VARIANTS),
+                 rng.randint(*TRAINING_SPEED_RANGE_WPM), rng.randint(*TRAINING_PITCH_RANGE))
+
+
+def plan_dialogue(spec: DemoCorpusSpec, split: str, index: int) -> DialoguePlan:
+    """The dialogue at `index` of `split`: the same plan for the same (spec.seed, split, index).
+
+    train and dev draw from the training voices (dev from its own seed stream: other
+    dialogues); test from the held-out voices. Only train turns are augmented.
+    """
+    if not 0 <= index < spec.size(split):
+        raise IndexError(f"{split} has {spec.size(split)} dialogues; no index {index}")
+    rng = random.Random(f"{CORPUS_FORMAT}:{spec.seed}:{split}:{index}")
+    dialogue = sample_dialogue(rng, memory_rate=spec.memory_rate)
+    voice = _held_out_voice(rng) if split == "test" else sample_training_voice(rng)
+    prob = spec.augment_prob if split == "train" else 0.0
+    augmentations = tuple(_sample_augmentation(rng, prob) for _ in dialogue.turns)
+    return DialoguePlan(split, index, dialogue, voice, augmentations)
+
+
+def trim_silence(samples: np.ndarray, sample_rate: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """Cut leading and trailing silence down to TRIM_MARGIN_S; (T,) → (T',)."""
+    hop = max(1, round(TRIM_FRAME_S * sample_rate))
+    frames = samples[: samples.size // hop * hop].reshape(-1, hop)  # (F, hop)
+    if frames.size == 0:
+        return samples
+    energy_db = 10.0 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)  # (F,)
+    voiced = np.flatnonzero(energy_db > energy_db.max() - TRIM_FLOOR_DB)
+    margin = round(TRIM_MARGIN_S * sample_rate)
+    start = max(0, voiced[0] * hop - margin)
+    stop = min(samples.size, (voiced[-1] + 1) * hop + margin)
+    return samples[start:stop]
+
+
+def user_audio(plans: Sequence[DialoguePlan], workers: int = 2) -> list[list[np.ndarray]]:
+    """Each plan's user turns voiced, trimmed and augmented: float32 (T,) at 16 kHz."""
+    jobs = [(turn.user, plan.voice) for plan in plans for turn in plan.dialogue.turns]
+    clips = iter(synthesize_many(jobs, workers=workers))
+    voiced = []
+    for plan in plans:
+        turns = []
+        for index, augmentation in enumerate(plan.augmentations):
+            clip = trim_silence(next(clips))
+            turns.append(augmentation.apply(clip, f"{plan.seed}:{index}"))
+        voiced.append(turns)
+    return voiced
+
+
+_REPLY_AUDIO: dict[str, np.ndarray] = {}  # reply text → its clip in the assistant voice
+
+
+def prefetch_replies(replies: Sequence[str], workers: int = 2) -> None:
+    """Voice the replies not yet cached, `workers` espeak-ng processes at a time. The domain
+    has a few hundred distinct replies, and each always sounds the same."""
+    missing = sorted(set(replies) - set(_REPLY_AUDIO))
+    clips = synthesize_many([(reply, ASSISTANT_VOICE) for reply in missing], workers=workers)
+    for reply, clip in zip(missing, clips, strict=True):
+        trimmed = trim_silence(clip)
+        trimmed.setflags(write=False)
+        _REPLY_AUDIO[reply] = trimmed
+
+
+def reply_audio(reply: str) -> np.ndarray:
+    """`reply` in the assistant voice, trimmed: float32 (T,) at 16 kHz (read-only, cached)."""
+    if reply not in _REPLY_AUDIO:
+        prefetch_replies([reply], workers=1)
+    return _REPLY_AUDIO[reply]
+
+
+def encode(codec: SpeechCodec, samples: np.ndarray) -> list[int]:
+    """16 kHz audio → the codec's units (resampled to the codec's rate first if it differs)."""
+    if codec.sample_rate != SAMPLE_RATE_HZ:
+        samples = resample(samples, SAMPLE_RATE_HZ, codec.sample_rate)
+    return [int(u) for u in codec.encode(samples)]
+
+
+class DialogueSource:
+    """`source(start, stop)` for build_corpus: the records of one split's positions."""
+
+    def __init__(self, spec: DemoCorpusSpec, split: str, codec: SpeechCodec,
+                 workers: int = 2) -> None:
+        self.spec = spec
+        self.split = split
+        self.codec = codec
+        self.workers = workers
+
+    def __call__(self, start: int, stop: int) -> Iterator[dict[str, Any]]:
+        plans = [plan_dialogue(self.spec, self.split, i) for i in range(start, stop)]
+        prefetch_replies([t.reply for p in plans for t in p.dialogue.turns],
+                                 self.workers)
+        for plan, clips in zip(plans, user_audio(plans, self.workers), strict=True):
+            record = self.record(plan, clips)
+            if record is not None:
+                yield record
+
+    def record(self, plan: DialoguePlan, clips: Sequence[np.ndarray]) -> dict[str, Any] | None:
+        """The stored form of one dialogue; None when a turn is over max_speech_tokens."""
+        turns = []
+        for turn, clip, augmentation in zip(plan.dialogue.turns, clips, plan.augmentations,
+                                            strict=True):
+            user_units = encode(self.codec, clip)
+            reply_units = encode(self.codec, reply_audio(turn.reply))
+            if max(len(user_units), len(reply_units)) > self.spec.max_speech_tokens:
+                return None
+            turns.append({
+                "user_units": user_units,
+                "transcript": turn.user,
+                "reply_text": turn.reply,
+                "reply_units": reply_units,
+                "intent": turn.intent,
+                "augmentation": asdict(augmentation),
+            })
+        voice = plan.voice
+        return {"split": plan.split, "index": plan.index, "voice": voice.espeak_name,
+                "speed_wpm": voice.speed_wpm, "pitch": voice.pitch, "turns": turns}
+
+
+def codec_fingerprint(codec: SpeechCodec) -> str:
+    """sha256 over the codec's saved files: corpora encoded by different codecs differ."""
+    digest = hashlib.sha256(type(codec).__name__.encode())
+    with tempfile.TemporaryDirectory() as tmp:
+        codec.save(Path(tmp))
+        for path in sorted(p for p in Path(tmp).rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(tmp)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def espeak_version() -> str:
+    """espeak-ng's version line: another version voices the same text differently."""
+    done = subprocess.run([espeak_path(), "--version"], capture_output=True, text=True,
+                          check=False)
+    return done.stdout.split("Data at")[0].strip()
+
+
+def build_demo_corpus(
+    directory: str | Path,
+    spec: DemoCorpusSpec,
+    codec: SpeechCodec,
+    *,
+    shard_size: int = 500,
+    overwrite: bool = False,
+    progress: bool = True,
+    workers: int = 2,
+) -> dict[str, Any]:
+    """Build (or resume building) the demo corpus in `directory`; returns its manifest.
+
+    The manifest's config records the spec, the codec's fingerprint and espeak-ng's version, so
+    a directory built with anything else is refused unless `overwrite`.
+    """
+    config = {"format": CORPUS_FORMAT, "spec": spec.to_dict(),
+              "codec": {"class": type(codec).__name__, "fingerprint": codec_fingerprint(codec),
+                        "vocab_size": codec.vocab_size, "frame_rate": codec.frame_rate},
+              "espeak": espeak_version()}
+    plans = {split: SplitPlan(spec.size(split), DialogueSource(spec, split, codec, workers))
+             for split in SPLITS}
+    return build_corpus(directory, plans, config, shard_size=shard_size, overwrite=overwrite,
+                        progress=progress)
+
+
+def codec_fit_audio(spec: DemoCorpusSpec, dialogues: int, workers: int = 2) -> list[np.ndarray]:
+    """Audio to fit the unit codec on: the user turns of the first `dialogues` training
+    dialogues (as the corpus voices them) and every distinct reply among them in the assistant
+    voice, which is what the codec must decode well."""
+    plans = [plan_dialogue(spec, "train", i) for i in range(min(dialogues, spec.train_dialogues))]
+    replies = sorted({turn.reply for plan in plans for turn in plan.dialogue.turns})
+    prefetch_replies(replies, workers)
+    users = [clip for clips in user_audio(plans, workers) for clip in clips]
+    return users + [reply_audio(reply) for reply in replies]

@@ -1,0 +1,221 @@
+"""Evaluate bundles exactly as the server answers: model/runtime.py's Runtime and Conversation
+(codec encode → template prompt with the conversation's history → engine → parser → streaming
+codec decode), one turn at a time, each dialogue in a fresh conversation.
+
+Per bundle: exact-match reply accuracy (text), intelligibility of the reply speech (Whisper
+tiny.en WER against the reference reply, and exact match of its normalized transcript), transcript
+accuracy where the chain writes one, time to first audio (TTFA: from the user's audio in hand to
+the first PCM chunk, as `TurnTimings.first_audio_ms`) and total time. Bundles are run
+interleaved, dialogue by dialogue, so load on a shared machine falls on all of them alike; Whisper
+runs after all generation. Writes nothing; training/results.py turns reports into the results
+page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.chain import Chain
+from training.intelligibility import normalize, word_error_rate
+
+ENGINE_SLOTS = 1  # one request at a time: latency as a single user sees it
+
+
+@dataclass(frozen=True)
+class EvalTurn:
+    """One user turn to answer: its audio (float32 (T,) at `sample_rate`) and the references."""
+
+    transcript: str
+    reply_text: str
+    audio: np.ndarray = field(repr=False)
+    sample_rate: int
+    intent: str | None = None
+
+
+EvalDialogue = Sequence[EvalTurn]
+
+
+@dataclass
+class TurnResult:
+    """One turn of one bundle, scored (speech fields filled in after generation)."""
+
+    dialogue: int
+    turn: int
+    intent: str | None
+    reference_transcript: str
+    reference_reply: str
+    transcript: str | None
+    reply_text: str
+    ttfa_ms: float | None
+    total_ms: float
+    end_reason: str
+    new_tokens: int
+    speech_seconds: float
+    heard: str | None = None  # Whisper's transcript of the reply speech
+
+    @property
+    def reply_exact(self) -> bool:
+        return self.reply_text.strip() == self.reference_reply
+
+    @property
+    def speech_exact(self) -> bool:
+        return self.heard is not None and normalize(self.heard) == normalize(self.reference_reply)
+
+
+@dataclass
+class BundleReport:
+    """Every turn of one bundle and the figures of the results table."""
+
+    label: str
+    bundle: str
+    chain: str
+    turns: list[TurnResult]
+    speech_wer: float | None = None
+
+    def summary(self) -> dict[str, Any]:
+        turns = self.turns
+        ttfa = [t.ttfa_ms for t in turns if t.ttfa_ms is not None]
+        chain = Chain.parse(self.chain)
+        by_intent: dict[str, list[bool]] = {}
+        for t in turns:
+            by_intent.setdefault(t.intent or "-", []).append(
+                t.reply_exact if chain.emits_reply_text else t.speech_exact)
+        return {
+            "label": self.label, "bundle": self.bundle, "chain": self.chain, "turns": len(turns),
+            "reply_exact": _share([t.reply_exact for t in turns])
+            if chain.emits_reply_text else None,
+            "speech_exact": _share([t.speech_exact for t in turns]),
+            "speech_wer": self.speech_wer,
+            "transcript_exact": _share([t.transcript == t.reference_transcript for t in turns])
+            if chain.emits_transcript else None,
+            "ttfa_p50_ms": statistics.median(ttfa) if ttfa else None,
+            "ttfa_mean_ms": statistics.fmean(ttfa) if ttfa else None,
+            "total_p50_ms": statistics.median(t.total_ms for t in turns) if turns else None,
+            "no_audio_turns": len(turns) - len(ttfa),
+            "complete_share": _share([t.end_reason == "complete" for t in turns]),
+            "accuracy_by_intent": {k: _share(v) for k, v in sorted(by_intent.items())},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary(), "turns": [asdict(t) for t in self.turns]}
+
+
+def _share(flags: Sequence[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
+
+
+@dataclass
+class _Answer:
+    """What a conversation yielded for one turn."""
+
+    transcript: str | None
+    text: str
+    end_reason: str
+    audio: np.ndarray
+    ttfa_ms: float | None
+    total_ms: float
+    output_tokens: int
+
+
+async def _answer(conversation: Any, turn: EvalTurn) -> _Answer:
+    from model.conversation import ReplyAudio, TurnDone
+
+    chunks: list[np.ndarray] = []
+    done: TurnDone | None = None
+    async for event in conversation.respond(turn.audio, turn.sample_rate):
+        if isinstance(event, ReplyAudio):
+            chunks.append(event.samples)
+        elif isinstance(event, TurnDone):
+            done = event
+    if done is None:
+        raise RuntimeError("the conversation ended a turn without TurnDone")
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    return _Answer(done.transcript, done.text, done.end_reason, audio,
+                   done.timings.first_audio_ms, done.timings.total_ms or 0.0,
+                   done.output_tokens)
+
+
+async def _evaluate(
+    bundles: Sequence[tuple[str, str | Path]],
+    dialogues: Sequence[EvalDialogue],
+    progress: Callable[[int, int], None] | None,
+) -> tuple[list[BundleReport], list[list[np.ndarray]], list[int]]:
+    from model.runtime import Runtime, RuntimeConfig
+
+    runtimes = [Runtime.load(path, RuntimeConfig(max_slots=ENGINE_SLOTS)) for _, path in bundles]
+    try:
+        for runtime in runtimes:
+            await runtime.warmup()
+            if dialogues and dialogues[0]:  # the first turn pays lazy set-up: not measured
+                await _answer(runtime.new_conversation(), dialogues[0][0])
+        reports = [BundleReport(label, str(path), runtime.chain.value, [])
+                   for (label, path), runtime in zip(bundles, runtimes, strict=True)]
+        audio: list[list[np.ndarray]] = [[] for _ in runtimes]
+        for d, dialogue in enumerate(dialogues):
+            for report, clips, runtime in zip(reports, audio, runtimes, strict=True):
+                conversation = runtime.new_conversation()
+                for t, turn in enumerate(dialogue):
+                    answer = await _answer(conversation, turn)
+                    report.turns.append(TurnResult(
+                        dialogue=d, turn=t, intent=turn.intent,
+                        reference_transcript=turn.transcript, reference_reply=turn.reply_text,
+                        transcript=answer.transcript, reply_text=answer.text,
+                        ttfa_ms=answer.ttfa_ms, total_ms=answer.total_ms,
+                        end_reason=answer.end_reason, new_tokens=answer.output_tokens,
+                        speech_seconds=answer.audio.size / runtime.sample_rate))
+                    clips.append(answer.audio)
+            if progress is not None:
+                progress(d + 1, len(dialogues))
+        return reports, audio, [runtime.sample_rate for runtime in runtimes]
+    finally:
+        for runtime in runtimes:
+            await runtime.close()
+
+
+def evaluate(
+    bundles: Sequence[tuple[str, str | Path]],
+    dialogues: Sequence[EvalDialogue],
+    *,
+    transcribe: Callable[[np.ndarray, int], str] | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[BundleReport]:
+    """Answer `dialogues` with every (label, bundle directory), interleaved dialogue by dialogue.
+
+    transcribe: (audio, sample_rate) → text, the intelligibility judge (Whisper tiny.en's
+        `WhisperJudge.transcribe`); None skips the speech metrics.
+    """
+    reports, audio, rates = asyncio.run(_evaluate(bundles, dialogues, progress))
+    if transcribe is not None:
+        for report, clips, rate in zip(reports, audio, rates, strict=True):
+            for turn, clip in zip(report.turns, clips, strict=True):
+                turn.heard = transcribe(clip, rate) if clip.size else ""
+            report.speech_wer = word_error_rate([t.reference_reply for t in report.turns],
+                                                [t.heard or "" for t in report.turns])
+    return reports
+
+
+def demo_dialogues(spec: Any, split: str, limit: int | None = None) -> list[list[EvalTurn]]:
+    """The demo corpus's dialogues of `split` (re-voiced exactly as the corpus voiced them)."""
+    from training.data.demo_corpus import plan_dialogue, user_audio
+    from training.data.synth import SAMPLE_RATE_HZ
+
+    count = spec.size(split) if limit is None else min(limit, spec.size(split))
+    plans = [plan_dialogue(spec, split, i) for i in range(count)]
+    return [
+        [EvalTurn(turn.user, turn.reply, clip, SAMPLE_RATE_HZ, turn.intent)
+         for turn, clip in zip(plan.dialogue.turns, clips, strict=True)]
+        for plan, clips in zip(plans, user_audio(plans), strict=True)
+    ]
+
+
+def count_turns(dialogues: Sequence[EvalDialogue]) -> Counter[str]:
+    """Turns per intent, for the results page."""
+    return Counter(turn.intent or "-" for dialogue in dialogues for turn in dialogue)

@@ -1,0 +1,257 @@
+"""Run a recipe end to end: codec, corpus, stage 1, bundle, stage 2, bundle, baselines, evaluation.
+
+What `icot train --recipe NAME` does, in order, each step skipped when its output is already
+there (so `--resume` continues an interrupted run): fit or load the codec; build or resume the
+sharded corpus; stage 1 (A-T-T-A) and its bundle; stage 2 (ICoT) and its adapter bundle; the
+enabled baselines and theirs; then evaluate every bundle on the test split and write the results
+page with its plots. Under `accelerate launch` every process trains; the corpus, the bundles and
+the evaluation are the main process's job while the others wait. Paths in the recipe are relative
+to the working directory (the repository root).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model.chain import Chain
+from model.codecs import SpeechCodec, load_codec
+from training.config import Recipe
+from training.data.shards import Corpus
+from training.export import export_adapter_bundle, export_cot_bundle, generation_config
+from training.stages.context import StageContext, refuse_existing_run
+from training.stages.cot import COT, train_cot
+from training.stages.icot import AA_ICOT, ICOT, NO_COT, train_aa_icot, train_icot, train_no_cot
+from training.stages.stream import iter_turns
+
+CODEC_FIT_DIALOGUES = 300  # training dialogues whose audio the demo's unit codec is fitted on
+CODEC_DIR = "codec"
+LABELS = {COT: "A-T-T-A", ICOT: "A-T-A ICoT", NO_COT: "A-T-A no-CoT", AA_ICOT: "A-A ICoT"}
+BASELINE_DIRS = {NO_COT: "ata-no-cot", AA_ICOT: "aa-icot"}
+EVAL_SPLIT = "test"
+
+
+@dataclass
+class RunOptions:
+    """How `icot train` runs a recipe.
+
+    out: the run directory (checkpoints, logs, fitted codec, results); None: the recipe's
+        training.output_dir.
+    resume: continue the run in `out` (finished stages are skipped, unfinished ones resume from
+        their newest checkpoint); without it a directory holding a run is refused.
+    evaluate: evaluate the bundles and write the results page at the end.
+    eval_limit: evaluate on the first N test dialogues only (None: all).
+    results: also write the results page here (e.g. docs/results.md).
+    """
+
+    out: str | Path | None = None
+    resume: bool = False
+    progress: bool = True
+    evaluate: bool = True
+    eval_limit: int | None = None
+    results: str | Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.eval_limit is not None and self.eval_limit < 1:
+            raise ValueError(f"eval_limit must be ≥ 1, got {self.eval_limit}")
+
+
+@dataclass
+class RunSummary:
+    """What a run produced: the bundles by label and the results page, if evaluated."""
+
+    run_dir: Path
+    main: bool = True
+    """Whether this is the main process (the one that exported and evaluated)."""
+    bundles: dict[str, Path] = field(default_factory=dict)
+    results_page: Path | None = None
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+
+
+def make_accelerator() -> Any:
+    """accelerate's Accelerator for this process (DDP under `accelerate launch`; gloo on CPU)."""
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=not torch.cuda.is_available())
+
+
+def demo_spec(recipe: Recipe) -> Any:
+    """The demo corpus a recipe describes: dev and test are each data.eval_examples dialogues."""
+    from training.data.demo_corpus import DemoCorpusSpec
+
+    data = recipe.data
+    return DemoCorpusSpec(train_dialogues=data.train_examples, dev_dialogues=data.eval_examples,
+                          test_dialogues=data.eval_examples, seed=recipe.training.seed,
+                          augment_prob=data.augment_prob,
+                          max_speech_tokens=data.max_speech_tokens)
+
+
+def fit_demo_codec(recipe: Recipe, directory: Path, progress: bool) -> SpeechCodec:
+    """Fit the unit codec on the demo corpus's own audio and save it to `directory`."""
+    from model.codecs.units import UnitCodec
+    from training.data.demo_corpus import codec_fit_audio
+
+    clips = codec_fit_audio(demo_spec(recipe), CODEC_FIT_DIALOGUES)
+    codec = UnitCodec.fit(clips, seed=recipe.training.seed, progress=progress)
+    codec.save(directory)
+    return codec
+
+
+def prepare_codec(recipe: Recipe, run_dir: Path, accelerator: Any, progress: bool) -> SpeechCodec:
+    """The recipe's codec: model.codec_path, or the unit codec fitted into run_dir/codec."""
+    model = recipe.model
+    if model.codec_path is not None:
+        return load_codec(model.codec_kind, model.codec_path)
+    directory = run_dir / CODEC_DIR
+    if accelerator.is_main_process and not directory.is_dir():
+        tmp = directory.with_name(CODEC_DIR + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        fit_demo_codec(recipe, tmp, progress)
+        tmp.rename(directory)
+    accelerator.wait_for_everyone()
+    return load_codec(model.codec_kind, directory)
+
+
+def prepare_corpus(recipe: Recipe, codec: SpeechCodec, accelerator: Any,
+                   progress: bool) -> Corpus:
+    """Build (or resume) the recipe's corpus on the main process; every process opens it."""
+    data = recipe.data
+    if accelerator.is_main_process:
+        if data.source == "demo":
+            from training.data.demo_corpus import build_demo_corpus
+
+            build_demo_corpus(data.corpus_dir, demo_spec(recipe), codec,
+                              shard_size=data.shard_size, progress=progress)
+        else:
+            from training.data.soda_corpus import build_soda_corpus
+
+            build_soda_corpus(data.corpus_dir, data, codec.vocab_size, progress=progress)
+    accelerator.wait_for_everyone()
+    return Corpus.open(data.corpus_dir)
+
+
+def bundle_paths(recipe: Recipe, run_dir: Path) -> dict[str, Path]:
+    """Where each stage's bundle goes: the recipe's export paths, else run_dir/bundles/."""
+    export = recipe.export
+    baselines = Path(export.baselines_dir) if export.baselines_dir else run_dir / "bundles"
+    return {
+        COT: Path(export.cot_bundle) if export.cot_bundle else run_dir / "bundles" / "cot",
+        ICOT: Path(export.icot_bundle) if export.icot_bundle else run_dir / "bundles" / "icot",
+        NO_COT: baselines / BASELINE_DIRS[NO_COT],
+        AA_ICOT: baselines / BASELINE_DIRS[AA_ICOT],
+    }
+
+
+def longest_target(ctx: StageContext, stage1_dir: Path) -> int:
+    """Tokens the longest A-T-T-A answer of the training split takes (without history)."""
+    from transformers import AutoTokenizer
+
+    renderer = ctx.renderer(AutoTokenizer.from_pretrained(stage1_dir), 1 << 30)
+    return max(len(r.ids) - r.boundary for r in
+               map(renderer.atta, iter_turns(ctx.corpus, "train", max_history=0)))
+
+
+def run_recipe(recipe: Recipe, options: RunOptions | None = None) -> RunSummary:
+    """Run `recipe` end to end (see the module docstring); returns what it produced."""
+    from transformers.utils import logging as transformers_logging
+
+    options = options or RunOptions()
+    transformers_logging.disable_progress_bar()  # per-file load/save bars drown the stage bars
+    accelerator = make_accelerator()
+    run_dir = Path(options.out or recipe.training.output_dir)
+    stages = [COT]
+    if recipe.stage2.enabled:
+        stages.append(ICOT)
+    if recipe.baselines.no_cot_ata:
+        stages.append(NO_COT)
+    if recipe.baselines.aa_icot and recipe.stage2.enabled:
+        stages.append(AA_ICOT)
+
+    if not options.resume:
+        refuse_existing_run(run_dir, stages)
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    codec = prepare_codec(recipe, run_dir, accelerator, options.progress)
+    corpus = prepare_corpus(recipe, codec, accelerator, options.progress)
+    ctx = StageContext(recipe, run_dir, corpus, accelerator, codec.vocab_size,
+                       resume=options.resume, progress=options.progress)
+
+    paths = bundle_paths(recipe, run_dir)
+    summary = RunSummary(run_dir, main=ctx.main)
+    stage1_dir = train_cot(ctx)
+    if ctx.main:
+        from transformers import AutoConfig
+
+        context = AutoConfig.from_pretrained(stage1_dir).max_position_embeddings
+        longest = longest_target(ctx, stage1_dir) if recipe.model.base_model is None else None
+        generation = generation_config(recipe.model.base_model is None, context, longest)
+        export_cot_bundle(paths[COT], stage1_dir, codec, recipe.model.codec_kind, generation)
+    accelerator.wait_for_everyone()
+    summary.bundles[LABELS[COT]] = paths[COT]
+
+    adapters: dict[str, Path] = {}
+    if ICOT in stages:
+        adapters[ICOT] = train_icot(ctx, stage1_dir)
+    if NO_COT in stages:
+        adapters[NO_COT] = train_no_cot(ctx, stage1_dir)
+    if AA_ICOT in stages:
+        adapters[AA_ICOT] = train_aa_icot(ctx, stage1_dir, adapters[ICOT])
+    chains = {ICOT: Chain.ATA, NO_COT: Chain.ATA, AA_ICOT: Chain.AA}
+    if ctx.main:
+        for name, adapter in adapters.items():
+            export_adapter_bundle(paths[name], chains[name], paths[COT], adapter, generation)
+    accelerator.wait_for_everyone()
+    summary.bundles.update({LABELS[name]: paths[name] for name in adapters})
+
+    if options.evaluate and ctx.main:
+        evaluate_run(recipe, summary, options)
+    accelerator.wait_for_everyone()
+    return summary
+
+
+def machine_description() -> str:
+    """The hardware the figures were measured on, for the results page."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (CUDA)"
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+
+
+def evaluate_run(recipe: Recipe, summary: RunSummary, options: RunOptions) -> None:
+    """Evaluate the bundles on the test split; write run_dir/results.md (and options.results)."""
+    from training.eval import count_turns, demo_dialogues, evaluate
+    from training.intelligibility import WhisperJudge
+    from training.results import write_results_page
+
+    if recipe.data.source != "demo":
+        print(f"{recipe.name}: evaluation needs the user turns' audio, which the SODA-TTS reader "
+              "does not keep; skipping it (run `icot eval` on bundles of a demo recipe)")
+        return
+    dialogues = demo_dialogues(demo_spec(recipe), EVAL_SPLIT, options.eval_limit)
+    voices = "held-out voices only (en-gb-x-gbcwmd, en-us-nyc; variants m4, f4)"
+    judge = WhisperJudge()
+    reports = evaluate(list(summary.bundles.items()), dialogues, transcribe=judge.transcribe)
+    summary.summaries = [report.summary() for report in reports]
+    turns = count_turns(dialogues)
+    setup = [
+        f"recipe `{recipe.name}` ({recipe.description.strip()})",
+        f"split `{EVAL_SPLIT}`: {voices}; {len(dialogues)} dialogues, "
+        f"{sum(turns.values())} turns",
+        f"measured on {machine_description()}, "
+        f"{datetime.date.today().isoformat()}; one request at a time through the engine",
+        "reply exact: generated reply text equals the reference; speech: Whisper tiny.en "
+        "transcript of the decoded reply speech against the reference reply",
+    ]
+    pages = [summary.run_dir / "results.md"]
+    if options.results is not None:
+        pages.append(Path(options.results))
+    for page in pages:
+        write_results_page(page, summary.summaries, title=f"Results: recipe {recipe.name}",
+                           setup=setup, run_dir=summary.run_dir)
+    summary.results_page = pages[-1]

@@ -1,0 +1,197 @@
+"""The results page: the paper's comparison table from evaluation reports, and training plots.
+
+`comparison_table` renders bundle summaries (training/eval.py) as markdown, rows in the paper's
+order (A-T-T-A, A-T-A without the ASR CoT, A-T-A ICoT, A-A ICoT), with each chain's TTFA change
+against the A-T-T-A row on the same utterances. `plot_losses` and `plot_accuracy_vs_k` read a run
+directory's log.jsonl / monitor.jsonl files. `write_results_page` puts it together in a markdown
+file with the PNGs in a folder beside it. Knows nothing of models or engines.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from training.stages.loop import read_log
+
+PAPER_ORDER = ("A-T-T-A", "A-T-A no-CoT", "A-T-A ICoT", "A-A ICoT")
+STAGE_LABELS = {"stage1": "stage 1 (A-T-T-A)", "stage2": "stage 2 (ICoT → A-T-A)",
+                "no_cot": "A-T-A without CoT", "aa_icot": "A-A with ICoT"}
+ACCURACY_STAGES = ("stage2", "aa_icot")
+TARGET_REPLY_EXACT = 0.90
+TARGET_SPEECH_WER = 0.25
+TARGET_TTFA_REDUCTION = 0.20
+TARGET_MAX_ACCURACY_DROP = 0.03
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f} ms"
+
+
+def ordered(summaries: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Summaries in the paper's order (known labels first), the rest after in their order."""
+    rank = {label: i for i, label in enumerate(PAPER_ORDER)}
+    return sorted(summaries, key=lambda s: rank.get(s["label"], len(PAPER_ORDER)))
+
+
+def ttfa_change(summary: Mapping[str, Any], reference: Mapping[str, Any] | None) -> float | None:
+    """Relative TTFA change of p50 against the reference row (−0.25: 25 % sooner)."""
+    if reference is None or not summary.get("ttfa_p50_ms") or not reference.get("ttfa_p50_ms"):
+        return None
+    return summary["ttfa_p50_ms"] / reference["ttfa_p50_ms"] - 1.0
+
+
+def comparison_table(summaries: Sequence[Mapping[str, Any]]) -> str:
+    """A markdown table of the bundle summaries (see the module docstring)."""
+    rows = ordered(summaries)
+    reference = next((s for s in rows if s["chain"] == "A-T-T-A"), None)
+    lines = [
+        "| model | chain | reply exact (text) | reply exact (speech, Whisper) | reply speech WER "
+        "| transcript exact | TTFA p50 | TTFA vs A-T-T-A | total p50 | turns |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in rows:
+        change = ttfa_change(s, reference) if s is not reference else None
+        lines.append(
+            f"| {s['label']} | {s['chain']} | {_pct(s['reply_exact'])} | "
+            f"{_pct(s['speech_exact'])} | {_pct(s['speech_wer'])} | "
+            f"{_pct(s['transcript_exact'])} | {_ms(s['ttfa_p50_ms'])} | "
+            f"{'–' if change is None else f'{100 * change:+.1f} %'} | "
+            f"{_ms(s['total_p50_ms'])} | {s['turns']} |"
+        )
+    return "\n".join(lines)
+
+
+def target_checks(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The issue's quality targets, each as a line saying met or missed with the figures."""
+    by_label = {s["label"]: s for s in summaries}
+    atta, icot = by_label.get("A-T-T-A"), by_label.get("A-T-A ICoT")
+    if atta is None or icot is None:
+        return ["(targets need both the A-T-T-A and the A-T-A ICoT rows)"]
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    checks = []
+    if icot["reply_exact"] is not None and atta["reply_exact"] is not None:
+        drop = atta["reply_exact"] - icot["reply_exact"]
+        checks.append(f"A-T-A ICoT reply accuracy ≥ {_pct(TARGET_REPLY_EXACT)}: "
+                      f"{_pct(icot['reply_exact'])} — {mark(icot['reply_exact'] >= 0.9)}")
+        checks.append(f"no more than {100 * TARGET_MAX_ACCURACY_DROP:.0f} points below A-T-T-A "
+                      f"({_pct(atta['reply_exact'])}): {100 * drop:+.1f} points — "
+                      f"{mark(drop <= TARGET_MAX_ACCURACY_DROP)}")
+    if icot["speech_wer"] is not None:
+        checks.append(f"reply speech WER ≤ {_pct(TARGET_SPEECH_WER)}: {_pct(icot['speech_wer'])}"
+                      f" — {mark(icot['speech_wer'] <= TARGET_SPEECH_WER)}")
+    change = ttfa_change(icot, atta)
+    if change is not None:
+        checks.append(f"TTFA of A-T-A ≥ {100 * TARGET_TTFA_REDUCTION:.0f} % below A-T-T-A: "
+                      f"{-100 * change:.1f} % below — {mark(-change >= TARGET_TTFA_REDUCTION)}")
+    return checks
+
+
+def plot_losses(run_dir: Path, out: Path) -> Path | None:
+    """Training loss of every stage in `run_dir` against its steps (log scale); None if no logs."""
+    logs = {name: read_log(run_dir / name / "log.jsonl") for name in STAGE_LABELS}
+    logs = {name: entries for name, entries in logs.items() if entries}
+    if not logs:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, entries in logs.items():
+        ax.plot([e["step"] for e in entries], [e["loss"] for e in entries],
+                label=STAGE_LABELS[name])
+        resets = [e["step"] for e in entries if e.get("optimizer_reset")]
+        if resets:
+            ax.plot(resets, [e["loss"] for e in entries if e.get("optimizer_reset")], "k|",
+                    markersize=12)
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer step (within the stage)")
+    ax.set_ylabel("training loss (| = optimizer reset)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def plot_accuracy_vs_k(run_dir: Path, out: Path) -> Path | None:
+    """Teacher-forced dev accuracy against k, removed tokens (monitor.jsonl); None if none."""
+    monitors = {name: [e for e in read_log(run_dir / name / "monitor.jsonl") if "k" in e]
+                for name in ACCURACY_STAGES}
+    monitors = {name: entries for name, entries in monitors.items() if entries}
+    if not monitors:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, entries in monitors.items():
+        ks = [e["k"] for e in entries]
+        what = "transcript" if name == "stage2" else "reply text"
+        ax.plot(ks, [e["text_exact"] for e in entries], "o-",
+                label=f"{STAGE_LABELS[name]}: text exact")
+        ax.plot(ks, [e["speech_acc"] for e in entries], "s--",
+                label=f"{STAGE_LABELS[name]}: speech token accuracy")
+        ax.set_xlabel(f"k: {what} tokens removed")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("dev accuracy (teacher-forced)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    _pyplot().close(fig)
+    return out
+
+
+def write_results_page(
+    path: Path,
+    summaries: Sequence[Mapping[str, Any]],
+    *,
+    title: str,
+    setup: Sequence[str],
+    run_dir: Path | None = None,
+) -> Path:
+    """Write the markdown page: setup lines, the table, the target checks, the plots (PNGs in
+    `{path.stem}/` beside the page) and the per-intent accuracy; summaries.json goes there too."""
+    path = Path(path)
+    figures = path.parent / path.stem
+    figures.mkdir(parents=True, exist_ok=True)
+    (figures / "summaries.json").write_text(json.dumps(list(summaries), indent=1) + "\n")
+    lines = [f"# {title}", "", *[f"- {line}" for line in setup], "",
+             comparison_table(summaries), "", "## Targets", "",
+             *[f"- {line}" for line in target_checks(summaries)], ""]
+    if run_dir is not None:
+        plots = [plot_losses(run_dir, figures / "loss.png"),
+                 plot_accuracy_vs_k(run_dir, figures / "accuracy_vs_k.png")]
+        shown = [p for p in plots if p is not None]
+        if shown:
+            lines += ["## Training", ""]
+            lines += [f"![{p.stem}]({figures.name}/{p.name})" for p in shown]
+            lines += [""]
+    rows = ordered(summaries)
+    intents = sorted({intent for s in rows for intent in s["accuracy_by_intent"]})
+    lines += ["## Accuracy by intent", "",
+              "| intent | " + " | ".join(s["label"] for s in rows) + " |",
+              "|---|" + "---|" * len(rows)]
+    for intent in intents:
+        cells = [_pct(s["accuracy_by_intent"].get(intent)) for s in rows]
+        lines.append(f"| {intent} | " + " | ".join(cells) + " |")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

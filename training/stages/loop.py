@@ -1,0 +1,439 @@
+"""The training loop every stage shares: batches, loss, optimizer, logs, checkpoints, DDP.
+
+A stage (cot.py, icot.py) describes itself with a `StageSpec`: how long it runs, its learning
+rate, how a turn becomes a token sequence at a given step, when the optimizer resets, the KL
+weight and an optional monitor. `run_stage` owns the rest: right-padded batches, cross-entropy
+on each sequence's target part only (`ids[boundary:]`), KL to the frozen stage-1 model through
+peft's `disable_adapter()`, AdamW with linear warmup (restarted at each reset), gradient
+accumulation and clipping, a progress bar and `log.jsonl`, and resumable checkpoints. It runs
+single-process or under `accelerate launch` (DDP; each rank reads its own slice of the data).
+Knows nothing of chains, corpora or the removal schedule's arithmetic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from model.template import PromptTooLongError
+from training.config import TrainingConfig
+from training.distill import reply_speech_kl
+from training.stages.examples import Rendered, TurnItem
+from training.stages.stream import Cursor, TurnStream
+
+IGNORE_INDEX = -100  # label of positions outside the target (no loss)
+CHECKPOINTS_KEPT = 2
+MAX_SKIPPED_TURNS = 1000  # turns too long for the context skipped in a row before giving up
+WEIGHTS_FILE = "trainable.safetensors"
+COMPLETE_MARKER = "COMPLETE"
+
+
+@dataclass
+class Batch:
+    """Right-padded tensors for one micro-batch.
+
+    input_ids, attention_mask, labels: (B, T); labels hold IGNORE_INDEX outside the targets.
+    speech_mask: (B, T) bool, the positions whose logits predict the reply's speech tokens.
+    teacher: the same turns as the KL teacher reads them, or None.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+    speech_mask: torch.Tensor
+    teacher: Batch | None = None
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device),
+                     self.labels.to(device), self.speech_mask.to(device),
+                     None if self.teacher is None else self.teacher.to(device))
+
+    @property
+    def target_tokens(self) -> int:
+        return int((self.labels != IGNORE_INDEX).sum())
+
+
+def collate(rendered: Sequence[Rendered], pad_id: int) -> Batch:
+    """Pad sequences on the right into a Batch; labels are ids[boundary:], shifted by the model."""
+    width = max(len(r.ids) for r in rendered)
+    shape = (len(rendered), width)
+    input_ids = torch.full(shape, pad_id, dtype=torch.long)  # (B, T)
+    attention_mask = torch.zeros(shape, dtype=torch.long)  # (B, T)
+    labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)  # (B, T)
+    speech_mask = torch.zeros(shape, dtype=torch.bool)  # (B, T)
+    for row, r in enumerate(rendered):
+        n = len(r.ids)
+        input_ids[row, :n] = torch.tensor(r.ids)
+        attention_mask[row, :n] = 1
+        labels[row, r.boundary:n] = input_ids[row, r.boundary:n]
+        speech_mask[row, [p - 1 for p in r.speech_positions]] = True
+    teachers = [r.teacher for r in rendered]
+    teacher = None
+    if any(t is not None for t in teachers):
+        if not all(t is not None for t in teachers):
+            raise ValueError("either every sequence of a batch has a teacher view or none")
+        teacher = collate(teachers, pad_id)
+    return Batch(input_ids, attention_mask, labels, speech_mask, teacher)
+
+
+def target_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of the target tokens; logits (B, T, V) predict labels shifted by one."""
+    shifted = labels[:, 1:]  # (B, T-1)
+    where = shifted != IGNORE_INDEX  # (B, T-1)
+    picked = logits[:, :-1][where].float()  # (N, V): only the target positions, in float32
+    return F.cross_entropy(picked, shifted[where])
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """What one stage trains; the loop does the rest.
+
+    name: directory and log name (`stage1`, `stage2`, `no_cot`, `aa_icot`).
+    steps: optimizer steps (training.max_steps caps it for dry runs).
+    lr: peak learning rate.
+    render: (turn, step, rng) → the sequence to learn at that optimizer step; the rng is seeded
+        by (seed, stage, step, rank), so a resumed run renders the same sequences.
+    reset_due: step → rebuild the optimizer before this step (stepwise internalization).
+    k_at: step → the removal count to log (None: the stage removes nothing).
+    kl_weight, kl_temperature: the KL term to the frozen stage-1 model (needs a peft model and
+        `render` attaching teacher views).
+    monitor: (model, step) → metrics, run on the main process before the steps where
+        `monitor_due` holds and after the last step; written to monitor.jsonl.
+    """
+
+    name: str
+    steps: int
+    lr: float
+    render: Callable[[TurnItem, int, random.Random], Rendered]
+    reset_due: Callable[[int], bool] = lambda step: False
+    k_at: Callable[[int], int] | None = None
+    kl_weight: float = 0.0
+    kl_temperature: float = 1.0
+    monitor: Callable[[nn.Module, int], dict[str, Any]] | None = None
+    monitor_due: Callable[[int], bool] = lambda step: False
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"{self.name}: steps must be ≥ 1, got {self.steps}")
+        if not self.lr > 0:
+            raise ValueError(f"{self.name}: lr must be > 0, got {self.lr}")
+        if self.kl_weight < 0 or self.kl_temperature <= 0:
+            raise ValueError(f"{self.name}: kl_weight must be ≥ 0 and kl_temperature > 0")
+
+
+def warmup_factor(steps_since_reset: int, warmup_steps: int) -> float:
+    """Linear warmup: (n + 1) / warmup for the first warmup steps after a start or reset, then 1."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, (steps_since_reset + 1) / warmup_steps)
+
+
+def last_reset_before(step: int, reset_due: Callable[[int], bool]) -> int:
+    """The latest step ≤ `step` at which the optimizer was reset (0: the stage's start)."""
+    for candidate in range(step, 0, -1):
+        if reset_due(candidate):
+            return candidate
+    return 0
+
+
+# ---- checkpoints ---------------------------------------------------------------------------
+
+
+def checkpoint_dir(stage_dir: Path, step: int) -> Path:
+    return stage_dir / "checkpoints" / f"step-{step:07d}"
+
+
+def latest_checkpoint(stage_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a stage (its COMPLETE marker written last), or None."""
+    root = stage_dir / "checkpoints"
+    done = sorted(p for p in root.glob("step-*") if (p / COMPLETE_MARKER).is_file()) \
+        if root.is_dir() else []
+    return done[-1] if done else None
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters that train (all of them, or the adapter's), by name."""
+    return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters()
+            if p.requires_grad}
+
+
+def load_trainable(model: nn.Module, path: Path) -> None:
+    """Put saved trainable parameters back; every saved name must be a parameter of `model`."""
+    tensors = load_file(str(path))
+    names = {name for name, _ in model.named_parameters()}
+    foreign = sorted(set(tensors) - names)
+    if foreign:
+        raise ValueError(f"{path}: parameters the model does not have: {foreign[:5]}")
+    model.load_state_dict(tensors, strict=False)
+
+
+def _inner_optimizer(optimizer: Any) -> torch.optim.Optimizer:
+    return getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
+
+
+def reset_optimizer(optimizer: Any) -> None:
+    """Forget every moment estimate and step count (AdamW re-initializes them lazily)."""
+    _inner_optimizer(optimizer).state.clear()
+
+
+class _Log:
+    """Appends JSON lines; on resume, drops lines written after the checkpoint's step."""
+
+    def __init__(self, path: Path, keep_through_step: int | None, enabled: bool) -> None:
+        self.path = path
+        self.enabled = enabled
+        if not enabled:
+            return
+        if keep_through_step is None:
+            path.unlink(missing_ok=True)
+        elif path.is_file():
+            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                    if line and json.loads(line)["step"] <= keep_through_step]
+            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    def write(self, entry: dict[str, Any]) -> None:
+        if self.enabled:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(entry) + "\n")
+
+
+@dataclass
+class StageResult:
+    """A finished stage: the trained (unwrapped) model and what the loop measured."""
+
+    model: nn.Module
+    steps: int
+    skipped_turns: int
+    seconds: float
+
+
+class _Trainer:
+    """One stage's run on one process (see `run_stage`)."""
+
+    def __init__(self, spec: StageSpec, model: nn.Module, stream: TurnStream, accelerator: Any,
+                 training: TrainingConfig, stage_dir: Path, pad_id: int) -> None:
+        self.spec = spec
+        self.stream = stream
+        self.accelerator = accelerator
+        self.training = training
+        self.stage_dir = stage_dir
+        self.pad_id = pad_id
+        self.total = min(spec.steps, training.max_steps or spec.steps)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError(f"{spec.name}: the model has no trainable parameters")
+        optimizer = torch.optim.AdamW(self.params, lr=spec.lr,
+                                      weight_decay=training.weight_decay)
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        self.skipped = 0
+
+    @property
+    def unwrapped(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.model)
+
+    def resume(self, checkpoint: Path) -> int:
+        load_trainable(self.unwrapped, checkpoint / WEIGHTS_FILE)
+        state = torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True)
+        _inner_optimizer(self.optimizer).load_state_dict(state)
+        rank = self.accelerator.process_index
+        mine = torch.load(checkpoint / f"rank-{rank}.pt", map_location="cpu", weights_only=False)
+        if mine["world_size"] != self.accelerator.num_processes:
+            raise ValueError(f"{checkpoint}: written by {mine['world_size']} processes; resume "
+                             f"with the same number (now {self.accelerator.num_processes})")
+        self.stream.cursor = Cursor.from_dict(mine["cursor"])
+        torch.set_rng_state(mine["torch_rng"])
+        self.skipped = mine["skipped"]
+        return int(json.loads((checkpoint / "state.json").read_text())["step"])
+
+    def save(self, step: int) -> None:
+        acc = self.accelerator
+        final = checkpoint_dir(self.stage_dir, step)
+        tmp = final.with_name(final.name + ".tmp")
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        torch.save({"cursor": self.stream.cursor.to_dict(), "torch_rng": torch.get_rng_state(),
+                    "skipped": self.skipped, "world_size": acc.num_processes},
+                   tmp / f"rank-{acc.process_index}.pt")
+        if acc.is_main_process:
+            save_file(trainable_state(self.unwrapped), str(tmp / WEIGHTS_FILE))
+            torch.save(_inner_optimizer(self.optimizer).state_dict(), tmp / "optimizer.pt")
+            (tmp / "state.json").write_text(json.dumps({"step": step, "stage": self.spec.name}))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            (tmp / COMPLETE_MARKER).write_text("")
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+            done = sorted(p for p in final.parent.glob("step-*") if p.suffix != ".tmp")
+            for old in done[:-CHECKPOINTS_KEPT]:
+                shutil.rmtree(old, ignore_errors=True)
+        acc.wait_for_everyone()
+
+    def next_batch(self, step: int, micro: int) -> Batch:
+        rng = random.Random(f"{self.training.seed}:{self.spec.name}:{step}:{micro}:"
+                            f"{self.accelerator.process_index}")
+        rendered: list[Rendered] = []
+        skipped_in_a_row = 0
+        while len(rendered) < self.training.batch_size:
+            item = next(self.stream)
+            try:
+                rendered.append(self.spec.render(item, step, rng))
+                skipped_in_a_row = 0
+            except PromptTooLongError:
+                self.skipped += 1
+                skipped_in_a_row += 1
+                if skipped_in_a_row > MAX_SKIPPED_TURNS:
+                    raise
+        return collate(rendered, self.pad_id).to(self.accelerator.device)
+
+    def losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        logits = self.model(input_ids=batch.input_ids,
+                            attention_mask=batch.attention_mask).logits  # (B, T, V)
+        lm = target_loss(logits, batch.labels)
+        if self.spec.kl_weight == 0:
+            return lm, None
+        if batch.teacher is None:
+            raise ValueError(f"{self.spec.name}: kl_weight > 0 but render attached no teacher")
+        with torch.no_grad(), self.unwrapped.disable_adapter():
+            teacher = self.unwrapped(input_ids=batch.teacher.input_ids,
+                                     attention_mask=batch.teacher.attention_mask).logits
+        kl = reply_speech_kl(logits, teacher, batch.speech_mask, batch.teacher.speech_mask,
+                             temperature=self.spec.kl_temperature)
+        return lm, kl
+
+    def train_step(self, step: int) -> dict[str, float]:
+        acc, accum = self.accelerator, self.training.grad_accum
+        sums = torch.zeros(3, device=acc.device)  # loss, lm, kl
+        tokens = 0
+        for micro in range(accum):
+            batch = self.next_batch(step, micro)
+            tokens += batch.target_tokens
+            sync = contextlib.nullcontext() if micro == accum - 1 else acc.no_sync(self.model)
+            with sync:
+                with acc.autocast():
+                    lm, kl = self.losses(batch)
+                    loss = lm if kl is None else lm + self.spec.kl_weight * kl
+                acc.backward(loss / accum)
+            sums += torch.stack([loss.detach(), lm.detach(),
+                                 torch.zeros((), device=acc.device) if kl is None
+                                 else kl.detach()]).float() / accum
+        if self.training.grad_clip is not None:
+            acc.clip_grad_norm_(self.params, self.training.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        counted = torch.tensor(float(tokens), device=acc.device)
+        if acc.num_processes > 1:
+            sums, counted = acc.reduce(sums, reduction="mean"), acc.reduce(counted, "sum")
+        loss, lm, kl = sums.tolist()
+        metrics = {"loss": loss, "lm_loss": lm, "target_tokens": counted.item()}
+        if self.spec.kl_weight:
+            metrics["kl"] = kl
+        return metrics
+
+    def run_monitor(self, step: int, log: _Log) -> None:
+        if self.spec.monitor is None:
+            return
+        if self.accelerator.is_main_process:
+            model = self.unwrapped
+            model.eval()
+            with torch.no_grad():
+                metrics = self.spec.monitor(model, step)
+            model.train()
+            log.write({"step": step, **metrics})
+        self.accelerator.wait_for_everyone()
+
+
+def run_stage(
+    spec: StageSpec,
+    model: nn.Module,
+    stream: TurnStream,
+    *,
+    accelerator: Any,
+    training: TrainingConfig,
+    stage_dir: Path,
+    pad_id: int,
+    resume: bool = False,
+    progress: bool = True,
+) -> StageResult:
+    """Train `model` (its trainable parameters) for the stage; returns the unwrapped model.
+
+    resume: continue from the newest complete checkpoint in `stage_dir` (none: start over).
+    Writes stage_dir/log.jsonl (loss, lm_loss, kl, k, lr, seconds per step, every log_every
+    steps), monitor.jsonl, and checkpoints/step-NNNNNNN every checkpoint_every steps.
+    """
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    trainer = _Trainer(spec, model, stream, accelerator, training, stage_dir, pad_id)
+    main = accelerator.is_main_process
+    start = 0
+    checkpoint = latest_checkpoint(stage_dir) if resume else None
+    if checkpoint is not None:
+        start = trainer.resume(checkpoint)
+    log = _Log(stage_dir / "log.jsonl", start if checkpoint else None, main)
+    # a monitor entry is written before its step runs: keep those of steps already run
+    monitor_log = _Log(stage_dir / "monitor.jsonl", start - 1 if checkpoint else None, main)
+    last_reset = last_reset_before(start, spec.reset_due) if start else 0
+    model_to_train = trainer.model
+    model_to_train.train()
+    began = time.perf_counter()
+    window: list[dict[str, float]] = []
+    bar = tqdm(total=trainer.total, initial=start, desc=spec.name, unit="step",
+               disable=not (progress and main))
+    with bar:
+        for step in range(start, trainer.total):
+            if spec.monitor_due(step):
+                trainer.run_monitor(step, monitor_log)
+            reset = step > 0 and spec.reset_due(step)
+            if reset:
+                reset_optimizer(trainer.optimizer)
+                last_reset = step
+            lr = spec.lr * warmup_factor(step - last_reset, training.warmup_steps)
+            for group in trainer.optimizer.param_groups:
+                group["lr"] = lr
+            tick = time.perf_counter()
+            metrics = trainer.train_step(step)
+            metrics["step_s"] = time.perf_counter() - tick
+            if not all(math.isfinite(metrics[k]) for k in ("loss", "lm_loss")):
+                raise FloatingPointError(f"{spec.name}: loss is {metrics['loss']} at step {step}")
+            window.append(metrics)
+            done = step + 1
+            postfix = {"loss": f"{metrics['loss']:.4f}", "lr": f"{lr:.2e}"}
+            k = spec.k_at(step) if spec.k_at else None
+            if k is not None:
+                postfix["k"] = k
+            bar.set_postfix(postfix)
+            bar.update(1)
+            if done % training.log_every == 0 or done == trainer.total or reset:
+                entry = {"step": done, "lr": lr, "optimizer_reset": reset,
+                         **{key: sum(m[key] for m in window) / len(window)
+                            for key in window[0]}}
+                if k is not None:
+                    entry["k"] = k
+                log.write(entry)
+                window = []
+            if done % training.checkpoint_every == 0 and done < trainer.total:
+                trainer.save(done)
+        trainer.run_monitor(trainer.total, monitor_log)
+    return StageResult(trainer.unwrapped, trainer.total, trainer.skipped,
+                       time.perf_counter() - began)
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The entries of a log.jsonl or monitor.jsonl ([] when absent)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]

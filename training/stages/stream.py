@@ -1,0 +1,111 @@
+"""The stream of training turns one process reads: shuffled per epoch, sliced per rank, resumable.
+
+Each epoch visits a split's shards in an order shuffled by (seed, epoch); each shard's turns
+(records expanded by `turn_items`) are shuffled by (seed, epoch, shard) and process `rank` takes
+every `world_size`-th of them. Only one shard is in memory at a time, so the paper-scale corpus
+streams as well as the demo's. The position is a small `Cursor` (epoch, shard, turns taken),
+saved with each checkpoint so a resumed run reads exactly what an uninterrupted one would.
+Knows nothing of tokens, models or optimizers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+from training.data.shards import Corpus
+from training.stages.examples import TurnItem, turn_items
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a stream stands: `taken` turns of the `shard`-th shard (in this epoch's order) of
+    epoch `epoch` have been handed out by this rank."""
+
+    epoch: int = 0
+    shard: int = 0
+    taken: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, int]) -> Cursor:
+        return cls(int(data["epoch"]), int(data["shard"]), int(data["taken"]))
+
+
+class TurnStream:
+    """An endless iterator of TurnItems over one split for one data-parallel rank."""
+
+    def __init__(
+        self,
+        corpus: Corpus,
+        split: str,
+        *,
+        max_history: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        cursor: Cursor | None = None,
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"need 0 ≤ rank < world_size, got {rank}, {world_size}")
+        self.corpus = corpus
+        self.split = split
+        self.max_history = max_history
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.cursor = cursor or Cursor()
+        self._shards = corpus.manifest["splits"][split]["shards"] if split in corpus.splits else []
+        if not self._shards or corpus.count(split) == 0:
+            raise ValueError(f"{corpus.directory}: split {split!r} holds no examples to train on")
+        self._loaded: tuple[int, int, list[TurnItem]] | None = None  # (epoch, shard, items)
+
+    def __iter__(self) -> Iterator[TurnItem]:
+        return self
+
+    def __next__(self) -> TurnItem:
+        empty_shards = 0
+        while True:
+            items = self._items(self.cursor.epoch, self.cursor.shard)
+            if self.cursor.taken < len(items):
+                item = items[self.cursor.taken]
+                self.cursor = Cursor(self.cursor.epoch, self.cursor.shard, self.cursor.taken + 1)
+                return item
+            empty_shards = 0 if items else empty_shards + 1
+            if empty_shards > len(self._shards):
+                raise ValueError(
+                    f"rank {self.rank} of {self.world_size} gets no turn of split "
+                    f"{self.split!r}: the split has fewer turns than processes"
+                )
+            next_shard = self.cursor.shard + 1
+            if next_shard == len(self._shards):
+                self.cursor = Cursor(self.cursor.epoch + 1, 0, 0)
+            else:
+                self.cursor = Cursor(self.cursor.epoch, next_shard, 0)
+
+    def _items(self, epoch: int, position: int) -> list[TurnItem]:
+        """This rank's turns of the `position`-th shard of `epoch`'s shard order."""
+        if self._loaded is not None and self._loaded[:2] == (epoch, position):
+            return self._loaded[2]
+        order = list(range(len(self._shards)))
+        random.Random(f"{self.seed}:shards:{epoch}").shuffle(order)
+        record = self._shards[order[position]]
+        items: list[TurnItem] = []
+        with gzip.open(self.corpus.directory / record["file"], "rt", encoding="utf-8") as f:
+            for line in f:
+                items.extend(turn_items(json.loads(line), self.max_history))
+        random.Random(f"{self.seed}:turns:{epoch}:{record['index']}").shuffle(items)
+        mine = items[self.rank::self.world_size]
+        self._loaded = (epoch, position, mine)
+        return mine
+
+
+def iter_turns(corpus: Corpus, split: str, max_history: int) -> Iterator[TurnItem]:
+    """Every turn of a split once, in build order (evaluation, scans for lengths and words)."""
+    for record in corpus.iter_split(split):
+        yield from turn_items(record, max_history)
