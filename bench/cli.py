@@ -10,6 +10,7 @@ import importlib
 
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "engine": ("bench.engine", "engine prefill, decode ms/step by batch, weights floor, TTFA"),
+    "latency": ("bench.latency", "TTFA over the WebSocket API, A-T-A vs A-T-T-A bundles"),
 }
 
 

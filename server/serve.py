@@ -14,6 +14,9 @@ import logging
 import signal
 import socket
 import sys
+import threading
+import time
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -39,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
     from model.runtime import Runtime, RuntimeConfig
     from server.app import create_app
 
+    if settings.threads is not None:
+        import torch
+
+        torch.set_num_threads(settings.threads)
     try:
         runtime = Runtime.load(settings.bundle, RuntimeConfig(
             device=_device(settings.device), max_slots=settings.slots,
@@ -98,6 +105,52 @@ class DrainingServer(uvicorn.Server):
         log.info("SIGTERM: draining", extra={"timeout_s": self.drain_timeout_s})
         await self.state.drain(self.drain_timeout_s)
         self.should_exit = True
+
+
+class ThreadedServer:
+    """The server `icot serve` builds, run in a background thread on a loopback port: for tests
+    and benchmarks that drive it over real sockets from the same process. Signals stay with the
+    main thread; `stop` is an ordinary uvicorn shutdown (no drain)."""
+
+    START_TIMEOUT_S = 30.0
+
+    def __init__(self, app: FastAPI, settings: ServerSettings) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind((settings.host, settings.port))
+        self.port: int = self._socket.getsockname()[1]
+        self.server = build_server(app, settings)
+        self.state: ServerState = app.state.icot
+        self._thread = threading.Thread(target=self.server.run,
+                                        kwargs={"sockets": [self._socket]}, daemon=True)
+
+    def start(self, *, wait_ready: bool = True) -> ThreadedServer:
+        self._thread.start()
+        self.wait(lambda: self.server.started)
+        if wait_ready:
+            self.wait(lambda: self.state.ready or self.state.failure is not None)
+            if self.state.failure is not None:
+                raise RuntimeError(self.state.failure)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(self.START_TIMEOUT_S)
+
+    def wait(self, condition: Callable[[], bool], timeout_s: float = START_TIMEOUT_S) -> None:
+        """Poll `condition` until it holds; TimeoutError after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise TimeoutError("the server did not get there in time")
+            time.sleep(0.01)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/realtime"
 
 
 def _device(name: str) -> str:

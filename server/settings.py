@@ -34,6 +34,8 @@ class ServerSettings:
     port: int = _option(8000, "TCP port to listen on (0 picks a free port)")
     device: str = _option("auto", "torch device for the engine: auto, cpu or cuda")
     slots: int = _option(4, "engine slots = concurrent sessions and REST requests admitted")
+    threads: int | None = _option(None, "torch intra-op threads (default: torch's choice; 1 is "
+                                        "best on a small shared CPU)")
     max_seq_len: int | None = _option(None, "engine KV-cache length per slot (bundle default)")
     api_key: str | None = _option(None, "require this API key (bearer or subprotocol)")
     max_message_bytes: int = _option(1 << 20, "largest WebSocket message accepted")
@@ -57,6 +59,8 @@ class ServerSettings:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.slots < 1:
             raise ValueError(f"slots must be ≥ 1, got {self.slots}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be ≥ 1, got {self.threads}")
         if self.max_seq_len is not None and self.max_seq_len < 1:
             raise ValueError(f"max_seq_len must be ≥ 1, got {self.max_seq_len}")
         if self.api_key is not None and not self.api_key.strip():

@@ -205,5 +205,6 @@ def _status_of(done: TurnDone) -> tuple[str, str | None]:
     """Realtime status and reason of a finished turn (incomplete: cut by the token limit or by
     malformed output; `end_reason` says which)."""
     if done.status == "incomplete":
-        return "incomplete", done.end_reason
+        return "incomplete", ("max_output_tokens" if done.end_reason == "length"
+                              else done.end_reason)
     return "completed", None

@@ -6,20 +6,20 @@ in a background thread on a free loopback port and stops it after the test.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from model.audio import read_audio
+from server.app import create_app
+from server.serve import ThreadedServer
+from server.settings import ServerSettings
 
+sys.path.insert(0, str(Path(__file__).parent))  # scripted_runtime.py, realtime_client.py
 SPEECH_RATE_HZ = 16_000
 
 
@@ -56,76 +56,23 @@ def voiced_span() -> Callable[..., tuple[float, float]]:
     return voiced_span_s
 
 
-
-
-sys.path.insert(0, str(Path(__file__).parent))  # scripted_runtime.py, the runtime test double
-
-STARTUP_TIMEOUT_S = 20.0
-
-
-@dataclass
-class Live:
-    """A running server: its app state and addresses."""
-
-    server: object
-    thread: threading.Thread
-    port: int
-
-    @property
-    def state(self):
-        return self.server.config.app.state.icot
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/realtime"
-
-    def wait(self, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not condition():
-            if time.monotonic() > deadline:
-                raise TimeoutError("condition not met in time")
-            time.sleep(0.01)
-
-
-def start_live(runtime, *, ready: bool = True, **overrides) -> Live:
-    from server.app import create_app
-    from server.serve import build_server
-    from server.settings import ServerSettings
-
+def start_live(runtime, *, ready: bool = True, **overrides) -> ThreadedServer:
     settings = ServerSettings(**{"port": 0, "log_level": "warning", **overrides})
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = build_server(create_app(settings, runtime), settings)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    live = Live(server=server, thread=thread, port=sock.getsockname()[1])
-    live.wait(lambda: server.started, STARTUP_TIMEOUT_S)
-    if ready:
-        live.wait(lambda: live.state.ready, STARTUP_TIMEOUT_S)
-    return live
-
-
-def stop_live(live: Live) -> None:
-    live.server.should_exit = True
-    live.thread.join(STARTUP_TIMEOUT_S)
+    return ThreadedServer(create_app(settings, runtime), settings).start(wait_ready=ready)
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., Live]]:
-    """serve(runtime, **settings) → a live server, stopped after the test."""
-    started: list[Live] = []
+def serve() -> Iterator[Callable[..., ThreadedServer]]:
+    """serve(runtime, **settings) → a live server on loopback, stopped after the test."""
+    started: list[ThreadedServer] = []
 
-    def make(runtime, **overrides) -> Live:
+    def make(runtime, **overrides) -> ThreadedServer:
         started.append(start_live(runtime, **overrides))
         return started[-1]
 
     yield make
     for live in started:
-        stop_live(live)
+        live.stop()
 
 
 @pytest.fixture

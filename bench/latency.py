@@ -1,0 +1,169 @@
+"""Time to first audio over the wire: A-T-A against A-T-T-A bundles, same spoken questions.
+
+    icot bench latency                                  # checkpoints/demo vs checkpoints/demo-cot
+    icot bench latency --bundle A --bundle B -n 40      # any bundles, 40 questions
+    icot bench latency --tiny                           # tiny random bundles (serving overhead)
+    icot bench latency --threads 1                      # one torch thread, as on a 2-core box
+
+Each bundle is served exactly as `icot serve` serves it (server/serve.py, uvicorn on loopback in
+a background thread) and driven by a raw WebSocket client: for every question a fresh session
+appends espeak-ng speech (24 kHz PCM16, the wire default) with manual turn detection, then sends
+`input_audio_buffer.commit` + `response.create`; TTFA is the time from sending the commit to
+receiving the first `response.output_audio.delta`. The same questions (demo-domain utterances,
+seeded) go to every bundle. Prints a markdown table: p50, p95 and mean TTFA per bundle, then the
+A-T-A reduction against A-T-T-A when both chains were measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEMO_BUNDLES = ("checkpoints/demo", "checkpoints/demo-cot")
+TINY_SEED = 21  # a tiny random bundle that speaks for most questions (see tests/server)
+WIRE_RATE_HZ = 24_000
+APPEND_MS = 100
+RESPONSE_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class BundleResult:
+    label: str
+    chain: str
+    ttfa_ms: list[float]  # one per question that produced audio
+    silent: int  # questions answered without any audio
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", action="append", dest="bundles",
+                        help="bundle directory (repeat; default: the two demo bundles)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="build tiny random A-T-A and A-T-T-A bundles instead")
+    parser.add_argument("-n", "--questions", type=int, default=20, help="spoken questions")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the question draw")
+    parser.add_argument("--voice", default="en-us", help="espeak-ng voice of the questions")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed turns per bundle")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (as `icot serve --threads`)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.data.domain import sample_turns
+
+    questions = [turn.user for turn in sample_turns(args.seed, args.questions)]
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="icot-latency-") as scratch:
+        bundles = (_tiny_bundles(Path(scratch)) if args.tiny
+                   else [(b, b) for b in args.bundles or DEMO_BUNDLES])
+        speech = [_speak(text, args.voice, Path(scratch) / f"q{i}.wav")
+                  for i, text in enumerate(questions)]
+        results = [_measure(label, bundle, speech, args) for label, bundle in bundles]
+    print(_table(results, len(questions)))
+    return 0
+
+
+def _tiny_bundles(directory: Path) -> list[tuple[str, str]]:
+    """(label, directory) of tiny random bundles: their TTFA is the serving overhead (encode,
+    prefill, decoding to the first audio chunk); their chains answer alike, being untrained."""
+    from model.tiny_bundle import build_tiny_bundle
+
+    return [(f"tiny random {chain} (seed {TINY_SEED})",
+             str(build_tiny_bundle(directory / chain, chain, seed=TINY_SEED)))
+            for chain in ("A-T-A", "A-T-T-A")]
+
+
+def _speak(text: str, voice: str, out: Path) -> np.ndarray:
+    from model.audio import read_audio
+
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "160", "-w", str(out), text], check=True,
+                   capture_output=True)
+    return read_audio(out, target_rate=WIRE_RATE_HZ)[0]
+
+
+def _measure(label: str, bundle: str, speech: list[np.ndarray],
+             args: argparse.Namespace) -> BundleResult:
+    from model.runtime import Runtime, RuntimeConfig
+    from server.app import create_app
+    from server.serve import ThreadedServer
+    from server.settings import ServerSettings
+
+    runtime = Runtime.load(bundle, RuntimeConfig(device=args.device, max_slots=1))
+    settings = ServerSettings(bundle=Path(bundle), port=0, slots=1, log_level="warning")
+    server = ThreadedServer(create_app(settings, runtime), settings).start()
+    try:
+        for samples in speech[:args.warmup]:
+            asyncio.run(_one_turn(server.ws_url, samples))
+        timings = [asyncio.run(_one_turn(server.ws_url, samples)) for samples in speech]
+    finally:
+        server.stop()
+    heard = [t for t in timings if t is not None]
+    return BundleResult(label=label, chain=str(runtime.chain), ttfa_ms=heard,
+                        silent=len(timings) - len(heard))
+
+
+async def _one_turn(url: str, samples: np.ndarray) -> float | None:
+    """TTFA of one question in a fresh session, in ms; None when the reply had no audio."""
+    from websockets.asyncio.client import connect
+
+    from model.audio import float_to_pcm16
+
+    pcm = float_to_pcm16(samples)
+    step = 2 * WIRE_RATE_HZ * APPEND_MS // 1000
+    async with connect(url, max_size=None) as ws:
+        await ws.recv()  # session.created
+        await ws.send(json.dumps({"type": "session.update", "session": {"turn_detection": None}}))
+        await ws.recv()  # session.updated
+        for start in range(0, len(pcm), step):
+            chunk = base64.b64encode(pcm[start:start + step]).decode()
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+        committed_at = time.perf_counter()
+        await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+        await ws.send(json.dumps({"type": "response.create"}))
+        first_audio: float | None = None
+        while True:
+            event = json.loads(await asyncio.wait_for(ws.recv(), RESPONSE_TIMEOUT_S))
+            if event["type"] == "error":
+                raise RuntimeError(f"server error: {event['error']}")
+            if event["type"] == "response.output_audio.delta" and first_audio is None:
+                first_audio = time.perf_counter()
+            if event["type"] == "response.done":
+                break
+    return None if first_audio is None else 1000.0 * (first_audio - committed_at)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def _table(results: list[BundleResult], questions: int) -> str:
+    lines = [f"TTFA, commit → first audio delta over loopback WebSocket, {questions} questions "
+             "per bundle (ms)", "",
+             "| bundle | chain | p50 | p95 | mean | answered with audio |",
+             "|---|---|---|---|---|---|"]
+    for r in results:
+        if r.ttfa_ms:
+            stats = (f"{_percentile(r.ttfa_ms, 50):.0f} | {_percentile(r.ttfa_ms, 95):.0f} | "
+                     f"{statistics.fmean(r.ttfa_ms):.0f}")
+        else:
+            stats = "– | – | –"
+        lines.append(f"| {r.label} | {r.chain} | {stats} | {len(r.ttfa_ms)}/{questions} |")
+    by_chain = {r.chain: r for r in results if r.ttfa_ms}
+    if "A-T-A" in by_chain and "A-T-T-A" in by_chain:
+        ata = _percentile(by_chain["A-T-A"].ttfa_ms, 50)
+        atta = _percentile(by_chain["A-T-T-A"].ttfa_ms, 50)
+        lines += ["", f"A-T-A p50 TTFA against A-T-T-A: {100 * (ata / atta - 1):+.1f} %"]
+    return "\n".join(lines)
