@@ -1,4 +1,8 @@
-"""`icot serve`: load a bundle, build the app and run uvicorn (websockets backend) until stopped.
+"""`icot serve`: load a bundle, build the app and run uvicorn until stopped.
+
+uvicorn runs the `websockets` library through its sans-I/O protocol (`ws="websockets-sansio"`;
+uvicorn deprecates its older `websockets` adapter), which also carries the handshake-denial
+extension the 401 answer needs.
 
 SIGTERM drains: `/readyz` turns 503 and new sessions are refused (1013 / 503) while responses in
 flight get `drain_timeout_s` to finish; then sessions close with 1012 and uvicorn exits. A second
@@ -63,7 +67,7 @@ def serve_app(app: FastAPI, settings: ServerSettings) -> None:
 
 
 def build_server(app: FastAPI, settings: ServerSettings) -> DrainingServer:
-    """The uvicorn server `icot serve` runs (websockets backend, our transport size limit)."""
+    """The uvicorn server `icot serve` runs (websockets, our transport size limit)."""
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, ws="websockets-sansio",
         ws_max_size=TRANSPORT_SIZE_FACTOR * settings.max_message_bytes, lifespan="on",

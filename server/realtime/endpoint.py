@@ -48,7 +48,8 @@ async def realtime_endpoint(websocket: WebSocket) -> None:
     if refusal is None and not state.slots.try_acquire():
         refusal = "every engine slot is busy"
     if refusal is not None:
-        state.metrics.errors.labels(code=ErrorCode.ENGINE_BUSY.value).inc()
+        code = ErrorCode.SHUTTING_DOWN if state.draining else ErrorCode.ENGINE_BUSY
+        state.metrics.errors.labels(code=code.value).inc()
         log.info("session refused", extra={"why": refusal})
         await websocket.accept(subprotocol=subprotocol)
         await websocket.close(CLOSE_TRY_AGAIN_LATER, f"{refusal}; try again later")

@@ -198,6 +198,12 @@ class RealtimeSession:
             await self._error(exc)
             if exc.code is ErrorCode.SESSION_AUDIO_LIMIT:
                 await self.close(CLOSE_POLICY_VIOLATION, "session audio limit")
+        except Exception:  # a server bug must not end the session: report it and go on
+            log.exception("handling a client event failed",
+                          extra={"event": getattr(event, "type", None)})
+            await self._error(ProtocolError(ErrorCode.SERVER_ERROR,
+                                            "the server failed to handle this event",
+                                            event_id=getattr(event, "event_id", None)))
 
     async def _error(self, exc: ProtocolError) -> None:
         self.state.metrics.errors.labels(code=exc.code.value).inc()

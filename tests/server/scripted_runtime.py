@@ -42,7 +42,8 @@ class ScriptedRuntime:
     def __init__(self, speak: Callable[[str], np.ndarray], *, chain: str = "A-T-A",
                  chains: tuple[str, ...] | None = None, max_slots: int = 2,
                  reply: str = "two plus three is five", chunk_delay_s: float = 0.02,
-                 first_delay_s: float = 0.01, warmup_s: float = 0.0) -> None:
+                 first_delay_s: float = 0.01, warmup_s: float = 0.0,
+                 fail_truncate: bool = False) -> None:
         self.chain = chain
         self.chains = chains or (chain,)
         self.sample_rate = CODEC_RATE_HZ
@@ -52,6 +53,7 @@ class ScriptedRuntime:
         self.chunk_delay_s = chunk_delay_s
         self.first_delay_s = first_delay_s
         self.warmup_s = warmup_s
+        self.fail_truncate = fail_truncate  # fault injection: truncate_last_reply raises
         self.record = Record()
         self._active = 0
 
@@ -121,4 +123,6 @@ class ScriptedConversation:
         self.turns = 0
 
     def truncate_last_reply(self, audio_end_ms: int) -> None:
+        if self.runtime.fail_truncate:
+            raise RuntimeError("injected fault")
         self.runtime.record.truncations.append(audio_end_ms)

@@ -352,6 +352,21 @@ async def test_every_bad_message_gets_an_error_and_the_session_goes_on(serve, sc
     await client.close()
 
 
+async def test_a_server_fault_is_an_error_event_and_the_session_goes_on(serve, scripted, speak):
+    live = serve(scripted(fail_truncate=True))
+    client = await open_session(live, manual=True)
+    events = await manual_turn(client, speak("hello"))
+    reply = events[-1]["response"]["output"][0]["id"]
+    await client.send(type="conversation.item.truncate", item_id=reply, content_index=0,
+                      audio_end_ms=10, event_id="t1")
+    error = (await client.recv())["error"]
+    assert (error["type"], error["code"], error["event_id"]) == ("server_error", "server_error",
+                                                                 "t1")
+    again = await manual_turn(client, speak("hello"))
+    assert again[-1]["response"]["status"] == "completed"
+    await client.close()
+
+
 async def test_turn_and_session_audio_limits(serve, scripted, speak):
     live = serve(scripted(), max_turn_audio_s=1.0, max_session_audio_s=2.0)
     client = await open_session(live, manual=True)
