@@ -14,7 +14,9 @@ import time
 
 session_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("session_id",
                                                                         default=None)
-_STANDARD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "session_id"}
+# Record attributes that are not extra fields; uvicorn adds an ANSI-coloured copy of its messages.
+_STANDARD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "session_id",
+                                                            "color_message"}
 
 
 class _SessionFilter(logging.Filter):
