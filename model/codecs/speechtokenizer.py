@@ -78,7 +78,10 @@ class SpeechTokenizerConfig:
     """Keys of the released config.json that the model does not read, preserved for `save`."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))
+        if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1
+                   for s in self.strides):
+            raise ValueError(f"strides must be integers ≥ 1, got {self.strides!r}")
+        object.__setattr__(self, "strides", tuple(self.strides))
         counts = {
             "n_filters": self.n_filters, "dimension": self.dimension,
             "semantic_dimension": self.semantic_dimension, "dilation_base": self.dilation_base,

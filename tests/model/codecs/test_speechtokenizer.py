@@ -168,6 +168,7 @@ def test_unreadable_config_is_a_clear_error(tmp_path: Path, codec: SpeechTokeniz
     ("key", "value", "message"),
     [
         ("strides", [8, 5, 4], "strides must multiply to 320"),
+        ("strides", [8, 5, 4, 2.0], "strides must be integers"),
         ("activation", "NoSuchActivation", "activation must be"),
         ("codebook_size", 0, "codebook_size must be an integer"),
         ("sample_rate", 24000, "sample_rate must be 16000"),
