@@ -1,0 +1,184 @@
+"""`icot train` end to end on the tiny recipe: corpus, stage 1, ICoT with k growing and optimizer
+resets, both baselines, bundles loaded back, evaluation table; --resume; the same run as two
+gloo processes under `accelerate launch`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from model.bundle import Bundle, read_config
+from model.chain import Chain
+from model.codecs.speechtokenizer import SpeechTokenizerCodec
+from training.cli import main as train_main
+from training.config import load_recipe
+from training.schedule import OptimizerReset
+from training.stages.loop import read_log
+
+REPO = Path(__file__).resolve().parents[2]
+ACCELERATE = Path(sys.executable).with_name("accelerate")
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tiny-run")
+
+
+@pytest.fixture(scope="module")
+def codec_dir(work) -> Path:
+    directory = work / "codec"
+    SpeechTokenizerCodec.random(codebook_size=64, seed=0).save(directory)
+    return directory
+
+
+def overrides(work: Path, codec_dir: Path, name: str) -> list[str]:
+    """The tiny recipe with every path under `work` (the corpus is shared between runs)."""
+    values = {
+        "data.corpus_dir": work / "corpus",
+        "model.codec_kind": "speechtokenizer",
+        "model.codec_path": codec_dir,
+        "export.cot_bundle": work / name / "bundles" / "cot",
+        "export.icot_bundle": work / name / "bundles" / "icot",
+        "export.baselines_dir": work / name / "bundles" / "baselines",
+    }
+    args = []
+    for key, value in values.items():
+        args += ["--set", f"{key}={value}"]
+    return args
+
+
+@pytest.fixture(scope="module")
+def run(work, codec_dir) -> Path:
+    code = train_main(["--recipe", "tiny", "--out", str(work / "single" / "run"), "--quiet",
+                       "--eval-limit", "1", *overrides(work, codec_dir, "single")])
+    assert code == 0
+    return work / "single"
+
+
+def test_every_bundle_is_exported_and_loads(run):
+    bundles = run / "bundles"
+    expected = {"cot": Chain.ATTA, "icot": Chain.ATA, "baselines/ata-no-cot": Chain.ATA,
+                "baselines/aa-icot": Chain.AA}
+    for name, chain in expected.items():
+        bundle = Bundle.load(bundles / name)
+        assert bundle.chain is chain
+    icot = read_config(bundles / "icot")
+    assert (icot.llm, icot.codec.path, icot.adapter) == ("../cot/llm", "../cot/codec", "adapter")
+    assert read_config(bundles / "baselines" / "aa-icot").llm == "../../cot/llm"
+
+
+def test_stage2_removes_k_tokens_on_schedule_and_resets_the_optimizer_when_k_grows(run):
+    recipe = load_recipe("tiny")
+    schedule = recipe.stage2.schedule()
+    log = read_log(run / "run" / "stage2" / "log.jsonl")
+    monitor = read_log(run / "run" / "stage2" / "monitor.jsonl")
+    max_len = monitor[-1]["k"]  # the longest training transcript, in tokens
+    steps = schedule.completion_step(max_len) + recipe.stage2.extra_steps
+    assert [e["step"] for e in log] == list(range(1, steps + 1))
+    assert [e["k"] for e in log] == [schedule.k_at(s) for s in range(steps)]
+    resets = OptimizerReset(schedule, max_len)
+    assert [e["optimizer_reset"] for e in log] == [resets.due(s) for s in range(steps)]
+    assert sum(e["optimizer_reset"] for e in log) == max_len - 1
+    assert [e["k"] for e in monitor] == list(range(max_len + 1))  # accuracy at every k
+    assert all(e["kl"] >= 0 for e in log)
+
+
+def test_baselines_run_their_own_lengths(run):
+    assert len(read_log(run / "run" / "no_cot" / "log.jsonl")) == 2  # baselines.no_cot_steps
+    aa = read_log(run / "run" / "aa_icot" / "log.jsonl")
+    assert aa[-1]["k"] >= read_log(run / "run" / "aa_icot" / "monitor.jsonl")[-1]["k"]
+
+
+def test_the_results_page_has_the_comparison_table_and_plots(run):
+    text = (run / "run" / "results.md").read_text()
+    for label in ("| A-T-T-A |", "| A-T-A no-CoT |", "| A-T-A ICoT |", "| A-A ICoT |"):
+        assert label in text
+    for plot in ("loss.png", "accuracy_vs_k.png"):
+        assert (run / "run" / "results" / plot).is_file()
+
+
+def test_resume_skips_finished_stages_and_a_fresh_run_refuses_the_directory(run, work,
+                                                                            codec_dir, capsys):
+    log = run / "run" / "stage1" / "log.jsonl"
+    before = log.read_text()
+    args = ["--recipe", "tiny", "--out", str(run / "run"), "--quiet", "--no-eval",
+            *overrides(work, codec_dir, "single")]
+    assert train_main([*args, "--resume"]) == 0
+    assert log.read_text() == before
+    assert train_main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_two_gloo_processes_train_and_export_once(run, work, codec_dir):
+    out = work / "ddp" / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.cli",
+         "--recipe", "tiny", "--out", str(out), "--quiet", "--no-eval",
+         "--set", "baselines.no_cot_ata=false", "--set", "baselines.aa_icot=false",
+         *overrides(work, codec_dir, "ddp")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("A-T-A ICoT:") == 1  # only the main process reports
+    checkpoint = sorted((out / "stage2" / "checkpoints").iterdir())[-1]
+    assert {p.name for p in checkpoint.glob("rank-*.pt")} == {"rank-0.pt", "rank-1.pt"}
+    single = read_log(run / "run" / "stage1" / "log.jsonl")
+    double = read_log(out / "stage1" / "log.jsonl")
+    assert len(double) == len(single)
+    # each optimizer step saw both processes' batches: twice the target tokens on average
+    ratio = sum(e["target_tokens"] for e in double) / sum(e["target_tokens"] for e in single)
+    assert 1.4 < ratio < 2.6
+    assert Bundle.load(work / "ddp" / "bundles" / "icot").chain is Chain.ATA
+
+
+def write_soda(directory: Path, n_units: int) -> None:
+    """A few SODA-TTS rows per split in the dataset's parquet schema (units within the codec)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def units(seed: int, count: int) -> str:
+        return "".join(f"<🗣️{(seed * 7 + k * 3) % n_units}>" for k in range(count))
+
+    for split, rows in (("train", 6), ("validation", 2), ("test", 2)):
+        table = pa.table({
+            "input_tokens": [units(i, 20 + i) for i in range(rows)],
+            "output_tokens": [units(i + 50, 25) for i in range(rows)],
+            "input_transcript": [f"Hi, how was day {i}?" for i in range(rows)],
+            "output_transcript": [f"It was fine, thanks {i}." for i in range(rows)],
+            "dialogue_turn": list(range(rows)),
+        })
+        (directory / "data").mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, directory / "data" / f"{split}-00000-of-00001.parquet")
+
+
+def test_the_anygpt_recipe_dry_runs_on_a_tiny_model(tmp_path):
+    from model.tiny_bundle import build_tiny_bundle
+
+    base = build_tiny_bundle(tmp_path / "anygpt-chat", chain="A-T-T-A", n_units=64)
+    write_soda(tmp_path / "soda", n_units=64)
+    values = {
+        "model.base_model": base / "llm", "model.codec_path": base / "codec",
+        "data.soda_dir": tmp_path / "soda", "data.corpus_dir": tmp_path / "corpus",
+        "training.max_steps": 2, "training.batch_size": 2,
+        "export.cot_bundle": tmp_path / "b" / "cot", "export.icot_bundle": tmp_path / "b" / "icot",
+        "export.baselines_dir": tmp_path / "b" / "baselines",
+    }
+    args = [item for key, value in values.items() for item in ("--set", f"{key}={value}")]
+    assert train_main(["--recipe", "anygpt", "--out", str(tmp_path / "run"), "--quiet",
+                       *args]) == 0
+    recipe = load_recipe("anygpt")
+    for stage in ("stage1", "stage2", "no_cot", "aa_icot"):
+        log = read_log(tmp_path / "run" / stage / "log.jsonl")
+        assert [e["step"] for e in log] == [2]  # capped by training.max_steps; the last is logged
+    assert read_log(tmp_path / "run" / "stage2" / "log.jsonl")[0]["kl"] >= 0
+    icot = Bundle.load(tmp_path / "b" / "icot")
+    assert icot.chain is Chain.ATA
+    assert icot.config.generation.text.temperature == 0.7  # the authors' sampling
+    adapter = read_config(tmp_path / "b" / "icot").adapter
+    config = (tmp_path / "b" / "icot" / adapter / "adapter_config.json").read_text()
+    assert f'"r": {recipe.stage2.lora.r}' in config
