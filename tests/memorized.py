@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.audio import read_audio
+from model.audio import float_to_pcm16, pcm16_to_float, read_audio
 from model.bundle import Bundle, write_bundle
 from model.chain import Chain
 from model.sampling import GREEDY
@@ -38,14 +38,15 @@ DIALOGUES: tuple[tuple[tuple[str, str], ...], ...] = (
 
 
 def speak(text: str, voice: tuple[str, int] = USER_VOICE, rate: int = SPEECH_RATE_HZ) -> np.ndarray:
-    """espeak-ng speech of `text` as float32 (T,) at `rate`."""
+    """espeak-ng speech of `text` as float32 (T,) at `rate`, quantized to PCM16 as it crosses
+    the wire, so a client sending it as PCM16 delivers exactly these samples."""
     language, words_per_minute = voice
     wav = subprocess.run(
         ["espeak-ng", "-v", language, "-s", str(words_per_minute), "--stdout", text],
         check=True, capture_output=True,
     ).stdout
     samples, _ = read_audio(wav, target_rate=rate)
-    return samples
+    return pcm16_to_float(float_to_pcm16(samples))
 
 
 def memorize_bundle(directory: Path, chain: Chain | str = Chain.ATA, seed: int = 0) -> Path:
