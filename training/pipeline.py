@@ -36,6 +36,7 @@ CODEC_DIR = "codec"
 LABELS = {COT: "A-T-T-A", ICOT: "A-T-A ICoT", NO_COT: "A-T-A no-CoT", AA_ICOT: "A-A ICoT"}
 BASELINE_DIRS = {NO_COT: "ata-no-cot", AA_ICOT: "aa-icot"}
 EVAL_SPLIT = "test"
+BARRIER_TIMEOUT_S = 6 * 3600  # processes wait this long for the main one (corpus, export, eval)
 
 
 @dataclass
@@ -76,10 +77,16 @@ class RunSummary:
 
 
 def make_accelerator() -> Any:
-    """accelerate's Accelerator for this process (DDP under `accelerate launch`; gloo on CPU)."""
-    from accelerate import Accelerator
+    """accelerate's Accelerator for this process (DDP under `accelerate launch`; gloo on CPU).
 
-    return Accelerator(cpu=not torch.cuda.is_available())
+    The process-group timeout is long because the other processes wait while the main one
+    builds the corpus (minutes for the demo, hours for SODA-TTS).
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    wait = InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=BARRIER_TIMEOUT_S))
+    return Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=[wait])
 
 
 def demo_spec(recipe: Recipe) -> Any:

@@ -8,6 +8,7 @@ stage resumes from its newest checkpoint. Knows nothing of what a stage trains.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,12 @@ class StageContext:
         if self.main:
             (self.final_dir(name) / DONE_MARKER).write_text("")
         self.accelerator.wait_for_everyone()
+
+    def seed(self, stage: str) -> None:
+        """Seed torch for a stage's initialization (a fresh model, a fresh adapter), so a stage
+        starts the same whether the run began with it or resumed into it."""
+        digest = hashlib.sha256(f"{self.recipe.training.seed}:{stage}".encode()).digest()
+        torch.manual_seed(int.from_bytes(digest[:8], "little"))
 
     def template(self, tokenizer: Any) -> Template:
         return Template(SpeechVocab(tokenizer, n_units=self.n_units))

@@ -84,6 +84,7 @@ def train_cot(ctx: StageContext) -> Path:
         return out
     stage1 = ctx.recipe.stage1
     model, tokenizer = initial_model(ctx)
+    ctx.seed(COT)
     if stage1.method == "lora":
         model = add_lora(model, stage1.lora)
     renderer = ctx.renderer(tokenizer, context_tokens(model))

@@ -47,6 +47,14 @@ def _turn(raw: Mapping[str, Any], where: str) -> TurnItem:
     )
 
 
+def approx_tokens(item: TurnItem) -> int:
+    """About how many tokens the item renders to (speech units and words of every turn), for
+    grouping turns of similar length; not exact for any tokenizer."""
+    turns = (*item.history, item)
+    return sum(len(t.user_units) + len(t.reply_units) + len(t.transcript.split())
+               + len(t.reply_text.split()) for t in turns)
+
+
 def turn_items(record: Mapping[str, Any], max_history: int) -> list[TurnItem]:
     """Every turn of `record` as a TurnItem with up to `max_history` earlier turns of history."""
     if max_history < 0:

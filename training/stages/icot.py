@@ -92,6 +92,7 @@ def train_icot(ctx: StageContext, stage1_dir: Path) -> Path:
     if ctx.is_done(ICOT):
         return ctx.final_dir(ICOT) / "adapter"
     base, tokenizer = _load_stage1(ctx, stage1_dir)
+    ctx.seed(ICOT)
     model = add_lora(base, ctx.recipe.stage2.lora)
     renderer = ctx.renderer(tokenizer, int(base.config.max_position_embeddings))
     teacher = ctx.recipe.stage2.kl_weight > 0
@@ -117,6 +118,7 @@ def train_no_cot(ctx: StageContext, stage1_dir: Path) -> Path:
     if ctx.is_done(NO_COT):
         return ctx.final_dir(NO_COT) / "adapter"
     base, tokenizer = _load_stage1(ctx, stage1_dir)
+    ctx.seed(NO_COT)
     model = add_lora(base, ctx.recipe.stage2.lora)
     renderer = ctx.renderer(tokenizer, int(base.config.max_position_embeddings))
     dev = [renderer.ata(turn) for turn in ctx.monitor_turns()]

@@ -33,11 +33,10 @@ from model.template import PromptTooLongError
 from training.config import TrainingConfig
 from training.distill import reply_speech_kl
 from training.stages.examples import Rendered, TurnItem
-from training.stages.stream import Cursor, TurnStream
+from training.stages.stream import BatchPlanner, TurnStream
 
 IGNORE_INDEX = -100  # label of positions outside the target (no loss)
 CHECKPOINTS_KEPT = 2
-MAX_SKIPPED_TURNS = 1000  # turns too long for the context skipped in a row before giving up
 WEIGHTS_FILE = "trainable.safetensors"
 COMPLETE_MARKER = "COMPLETE"
 
@@ -227,7 +226,7 @@ class _Trainer:
     def __init__(self, spec: StageSpec, model: nn.Module, stream: TurnStream, accelerator: Any,
                  training: TrainingConfig, stage_dir: Path, pad_id: int) -> None:
         self.spec = spec
-        self.stream = stream
+        self.planner = BatchPlanner(stream, training.batch_size, training.seed)
         self.accelerator = accelerator
         self.training = training
         self.stage_dir = stage_dir
@@ -254,7 +253,7 @@ class _Trainer:
         if mine["world_size"] != self.accelerator.num_processes:
             raise ValueError(f"{checkpoint}: written by {mine['world_size']} processes; resume "
                              f"with the same number (now {self.accelerator.num_processes})")
-        self.stream.cursor = Cursor.from_dict(mine["cursor"])
+        self.planner.restore(mine["planner"])
         torch.set_rng_state(mine["torch_rng"])
         self.skipped = mine["skipped"]
         return int(json.loads((checkpoint / "state.json").read_text())["step"])
@@ -267,7 +266,7 @@ class _Trainer:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
-        torch.save({"cursor": self.stream.cursor.to_dict(), "torch_rng": torch.get_rng_state(),
+        torch.save({"planner": self.planner.state(), "torch_rng": torch.get_rng_state(),
                     "skipped": self.skipped, "world_size": acc.num_processes},
                    tmp / f"rank-{acc.process_index}.pt")
         if acc.is_main_process:
@@ -285,20 +284,19 @@ class _Trainer:
         acc.wait_for_everyone()
 
     def next_batch(self, step: int, micro: int) -> Batch:
+        """Micro-batch `micro` of optimizer step `step`, rendered for that step. A turn too long
+        for the context is left out of its batch (counted in `skipped`)."""
         rng = random.Random(f"{self.training.seed}:{self.spec.name}:{step}:{micro}:"
                             f"{self.accelerator.process_index}")
         rendered: list[Rendered] = []
-        skipped_in_a_row = 0
-        while len(rendered) < self.training.batch_size:
-            item = next(self.stream)
+        for item in self.planner.batch(step * self.training.grad_accum + micro):
             try:
                 rendered.append(self.spec.render(item, step, rng))
-                skipped_in_a_row = 0
             except PromptTooLongError:
                 self.skipped += 1
-                skipped_in_a_row += 1
-                if skipped_in_a_row > MAX_SKIPPED_TURNS:
-                    raise
+        if not rendered:
+            raise PromptTooLongError(f"{self.spec.name}: no turn of batch {step} fits the "
+                                     "context; raise the context or drop long turns")
         return collate(rendered, self.pad_id).to(self.accelerator.device)
 
     def losses(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -373,8 +371,8 @@ def run_stage(
     """Train `model` (its trainable parameters) for the stage; returns the unwrapped model.
 
     resume: continue from the newest complete checkpoint in `stage_dir` (none: start over).
-    Writes stage_dir/log.jsonl (loss, lm_loss, kl, k, lr, seconds per step, every log_every
-    steps), monitor.jsonl, and checkpoints/step-NNNNNNN every checkpoint_every steps.
+    Writes stage_dir/log.jsonl (loss, lm_loss, kl, k, lr, wall and CPU seconds per step, every
+    log_every steps), monitor.jsonl, and checkpoints/step-NNNNNNN every checkpoint_every steps.
     """
     stage_dir.mkdir(parents=True, exist_ok=True)
     trainer = _Trainer(spec, model, stream, accelerator, training, stage_dir, pad_id)
@@ -404,9 +402,10 @@ def run_stage(
             lr = spec.lr * warmup_factor(step - last_reset, training.warmup_steps)
             for group in trainer.optimizer.param_groups:
                 group["lr"] = lr
-            tick = time.perf_counter()
+            tick, cpu_tick = time.perf_counter(), time.process_time()
             metrics = trainer.train_step(step)
             metrics["step_s"] = time.perf_counter() - tick
+            metrics["cpu_s"] = time.process_time() - cpu_tick  # all threads: shared-machine proof
             if not all(math.isfinite(metrics[k]) for k in ("loss", "lm_loss")):
                 raise FloatingPointError(f"{spec.name}: loss is {metrics['loss']} at step {step}")
             window.append(metrics)

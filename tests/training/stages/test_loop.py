@@ -17,7 +17,7 @@ from model.word_tokenizer import build_word_tokenizer
 from training.config import ModelConfig, TrainingConfig
 from training.data.shards import Corpus, SplitPlan, build_corpus
 from training.stages.cot import build_scratch_model
-from training.stages.examples import Renderer, turn_items
+from training.stages.examples import Renderer, approx_tokens, turn_items
 from training.stages.loop import (
     IGNORE_INDEX,
     WEIGHTS_FILE,
@@ -32,7 +32,7 @@ from training.stages.loop import (
     warmup_factor,
 )
 from training.stages.monitor import teacher_forced
-from training.stages.stream import Cursor, TurnStream
+from training.stages.stream import BatchPlanner, Cursor, TurnStream
 
 N_UNITS = 12
 SENTENCES = [("what is one plus one", "one plus one is two"),
@@ -272,3 +272,26 @@ def test_each_epoch_visits_every_turn_in_a_new_order(corpus):
     assert sorted(map(repr, first)) == sorted(map(repr, second)) == \
         sorted(map(repr, every_turn(corpus)))
     assert first != second
+
+
+def test_planned_batches_group_turns_of_similar_length(corpus):
+    planner = BatchPlanner(stream(corpus), batch_size=3, seed=0, pool_batches=4)
+    batches = [planner.batch(i) for i in range(4)]
+    spans = [max(map(approx_tokens, b)) - min(map(approx_tokens, b)) for b in batches]
+    everything = sorted(approx_tokens(t) for b in batches for t in b)
+    assert sum(spans) < everything[-1] - everything[0]  # sorted slices, not random mixes
+    assert sorted(map(repr, (t for b in batches for t in b))) == \
+        sorted(map(repr, every_turn(corpus)))  # one pool of 12 = the whole epoch
+
+
+def test_a_restored_planner_deals_the_same_batches(corpus):
+    planner = BatchPlanner(stream(corpus), batch_size=2, seed=0, pool_batches=3)
+    for i in range(4):
+        planner.batch(i)
+    state = planner.state()
+    ahead = [planner.batch(i) for i in range(4, 9)]
+    restored = BatchPlanner(stream(corpus), batch_size=2, seed=0, pool_batches=3)
+    restored.restore(state)
+    assert [restored.batch(i) for i in range(4, 9)] == ahead
+    with pytest.raises(ValueError, match="in order"):
+        restored.batch(20)
