@@ -32,6 +32,8 @@ from training.stages.icot import AA_ICOT, ICOT, NO_COT, train_aa_icot, train_ico
 from training.stages.stream import iter_turns
 
 CODEC_FIT_DIALOGUES = 300  # training dialogues whose audio the demo's unit codec is fitted on
+CODEC_UNITS = 1024  # the unit codec's default and the size of the anchors' measured round trip
+MIN_FRAMES_PER_UNIT = 4
 CODEC_DIR = "codec"
 LABELS = {COT: "A-T-T-A", ICOT: "A-T-A ICoT", NO_COT: "A-T-A no-CoT", AA_ICOT: "A-A ICoT"}
 BASELINE_DIRS = {NO_COT: "ata-no-cot", AA_ICOT: "aa-icot"}
@@ -100,13 +102,25 @@ def demo_spec(recipe: Recipe) -> Any:
                           max_speech_tokens=data.max_speech_tokens)
 
 
+def codec_units(frames: int) -> int:
+    """Units to fit: CODEC_UNITS, or the largest power of two leaving MIN_FRAMES_PER_UNIT frames
+    per unit when the fitting audio is short (the tiny test recipe has seconds of it)."""
+    units = CODEC_UNITS
+    while units > 2 and frames < units * MIN_FRAMES_PER_UNIT:
+        units //= 2
+    return units
+
+
 def fit_demo_codec(recipe: Recipe, directory: Path, progress: bool) -> SpeechCodec:
     """Fit the unit codec on the demo corpus's own audio and save it to `directory`."""
-    from model.codecs.units import UnitCodec
+    from model.codecs.units import UnitCodec, UnitCodecConfig
     from training.data.demo_corpus import codec_fit_audio
 
     clips = codec_fit_audio(demo_spec(recipe), CODEC_FIT_DIALOGUES)
-    codec = UnitCodec.fit(clips, seed=recipe.training.seed, progress=progress)
+    config = UnitCodecConfig()
+    frames = sum(clip.size for clip in clips) // config.hop_samples
+    codec = UnitCodec.fit(clips, units=codec_units(frames), seed=recipe.training.seed,
+                          progress=progress, config=config)
     codec.save(directory)
     return codec
 

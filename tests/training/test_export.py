@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from model.bundle import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SAMPLING, Bundle
 from model.chain import Chain
-from model.codecs.speechtokenizer import SpeechTokenizerCodec
+from model.codecs.units import UnitCodec
 from model.sampling import GREEDY
 from model.word_tokenizer import build_word_tokenizer
 from training.config import LoraSettings, ModelConfig
@@ -31,7 +32,7 @@ def stage1(tmp_path_factory):
     """A stage-1 model directory (random tiny Llama + word tokenizer), as stage 1 leaves it."""
     directory = tmp_path_factory.mktemp("stage1") / "model"
     tokenizer = build_word_tokenizer(["hello", "there"], N_UNITS)
-    config = ModelConfig(codec_kind="speechtokenizer", codec_path="unused", hidden_size=32,
+    config = ModelConfig(codec_kind="units", hidden_size=32,
                          num_layers=2, num_heads=2, intermediate_size=64, max_positions=256)
     model = build_scratch_model(config, tokenizer, seed=0)
     model.save_pretrained(directory)
@@ -41,7 +42,8 @@ def stage1(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def codec():
-    return SpeechTokenizerCodec.random(codebook_size=N_UNITS, seed=0)
+    noise = np.random.default_rng(0).standard_normal(16_000).astype(np.float32) * 0.1
+    return UnitCodec.fit([noise], units=N_UNITS, seed=0, progress=False)
 
 
 def trained_adapter(stage1_dir, directory):
@@ -84,7 +86,7 @@ def test_the_cot_bundle_loads_as_the_stage1_model(stage1, codec, tmp_path):
     from transformers import AutoModelForCausalLM
 
     generation = generation_config(True, 256, 64)
-    directory = export_cot_bundle(tmp_path / "cot", stage1, codec, "speechtokenizer", generation)
+    directory = export_cot_bundle(tmp_path / "cot", stage1, codec, "units", generation)
     bundle = Bundle.load(directory)
     assert bundle.chain is Chain.ATTA and bundle.config.generation == generation
     ids = bundle.template.prompt(Chain.ATTA, [1, 2, 3]).ids
@@ -95,13 +97,13 @@ def test_the_cot_bundle_loads_as_the_stage1_model(stage1, codec, tmp_path):
 def test_an_adapter_bundle_points_at_the_cot_bundle_and_reproduces_the_trained_model(
         stage1, codec, tmp_path):
     generation = generation_config(True, 256, 64)
-    cot = export_cot_bundle(tmp_path / "demo-cot", stage1, codec, "speechtokenizer", generation)
+    cot = export_cot_bundle(tmp_path / "demo-cot", stage1, codec, "units", generation)
     trained = trained_adapter(stage1, tmp_path / "run" / "adapter")
     directory = export_adapter_bundle(tmp_path / "demo", Chain.ATA, cot,
                                       tmp_path / "run" / "adapter", generation)
     data = json.loads((directory / "bundle.json").read_text())
     assert (data["chain"], data["llm"], data["adapter"]) == ("A-T-A", "../demo-cot/llm", "adapter")
-    assert data["codec"] == {"kind": "speechtokenizer", "path": "../demo-cot/codec"}
+    assert data["codec"] == {"kind": "units", "path": "../demo-cot/codec"}
     assert sorted(p.name for p in (directory / "adapter").iterdir()) == sorted(ADAPTER_FILES)
     adapter_config = json.loads((directory / "adapter" / ADAPTER_FILES[0]).read_text())
     assert adapter_config["base_model_name_or_path"] == "../demo-cot/llm"
@@ -116,7 +118,7 @@ def test_an_adapter_bundle_points_at_the_cot_bundle_and_reproduces_the_trained_m
 
 def test_moving_both_bundles_together_keeps_them_loadable(stage1, codec, tmp_path):
     generation = generation_config(True, 256, 64)
-    cot = export_cot_bundle(tmp_path / "a" / "demo-cot", stage1, codec, "speechtokenizer",
+    cot = export_cot_bundle(tmp_path / "a" / "demo-cot", stage1, codec, "units",
                             generation)
     trained_adapter(stage1, tmp_path / "adapter")
     export_adapter_bundle(tmp_path / "a" / "demo", Chain.ATA, cot, tmp_path / "adapter",

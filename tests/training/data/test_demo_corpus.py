@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from model.codecs.speechtokenizer import SpeechTokenizerCodec
+from model.codecs.units import UnitCodec
 from training.data.demo_corpus import (
     NO_AUGMENTATION,
     SPLITS,
@@ -35,9 +35,14 @@ MANY = DemoCorpusSpec(train_dialogues=200, dev_dialogues=200, test_dialogues=200
                       augment_prob=0.5)
 
 
+def unit_codec(seed: int) -> UnitCodec:
+    """A small unit codec fitted on a few espeak-ng clips of the corpus (as the demo's is)."""
+    return UnitCodec.fit(codec_fit_audio(SPEC, dialogues=2), units=64, seed=seed, progress=False)
+
+
 @pytest.fixture(scope="module")
 def codec():
-    return SpeechTokenizerCodec.random(codebook_size=64, seed=0)
+    return unit_codec(seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +161,7 @@ def test_an_interrupted_build_resumes_to_identical_shards(built, codec, tmp_path
 
 
 def test_a_corpus_built_with_another_codec_is_refused(built):
-    other = SpeechTokenizerCodec.random(codebook_size=64, seed=1)
+    other = unit_codec(seed=1)
     with pytest.raises(CorpusError, match="config_hash"):
         build_demo_corpus(built[0], SPEC, other, shard_size=2, progress=False)
 
