@@ -82,10 +82,12 @@ def target_checks(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
     if icot["reply_exact"] is not None and atta["reply_exact"] is not None:
         drop = atta["reply_exact"] - icot["reply_exact"]
         checks.append(f"A-T-A ICoT reply accuracy ≥ {_pct(TARGET_REPLY_EXACT)}: "
-                      f"{_pct(icot['reply_exact'])} — {mark(icot['reply_exact'] >= 0.9)}")
+                      f"{_pct(icot['reply_exact'])} — "
+                      f"{mark(icot['reply_exact'] >= TARGET_REPLY_EXACT)}")
+        where = f"{100 * drop:.1f} points below" if drop >= 0 else f"{-100 * drop:.1f} above"
         checks.append(f"no more than {100 * TARGET_MAX_ACCURACY_DROP:.0f} points below A-T-T-A "
-                      f"({_pct(atta['reply_exact'])}): {100 * drop:+.1f} points — "
-                      f"{mark(drop <= TARGET_MAX_ACCURACY_DROP)}")
+                      f"({_pct(atta['reply_exact'])}): {where} — "
+                      f"{mark(drop <= TARGET_MAX_ACCURACY_DROP + 1e-9)}")
     if icot["speech_wer"] is not None:
         checks.append(f"reply speech WER ≤ {_pct(TARGET_SPEECH_WER)}: {_pct(icot['speech_wer'])}"
                       f" — {mark(icot['speech_wer'] <= TARGET_SPEECH_WER)}")
