@@ -1,0 +1,40 @@
+"""`icot eval` as a user runs it: bundles in, the comparison table out, a results page and JSON on
+request, and clear errors for bad arguments."""
+
+from __future__ import annotations
+
+import json
+
+from server.cli import main as icot
+
+
+def test_eval_prints_the_table_and_writes_the_page_and_json(memorized_atta_bundle,
+                                                            memorized_ata_bundle, tmp_path,
+                                                            capsys):
+    page, turns = tmp_path / "results.md", tmp_path / "turns.json"
+    code = icot(["eval", "--bundle", str(memorized_atta_bundle), "--label", "A-T-T-A",
+                 "--bundle", str(memorized_ata_bundle), "--split", "test", "--recipe", "tiny",
+                 "--limit", "1", "--no-whisper", "--results", str(page), "--json", str(turns)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| A-T-T-A | A-T-T-A |" in out
+    assert f"| A-T-A ({memorized_ata_bundle.name}) | A-T-A |" in out  # the default label
+    assert "| A-T-T-A | A-T-T-A |" in page.read_text()
+    reports = json.loads(turns.read_text())
+    assert [r["summary"]["chain"] for r in reports] == ["A-T-T-A", "A-T-A"]
+    assert reports[0]["turns"][0]["reference_transcript"]  # the test dialogue's first turn
+
+
+def test_eval_refuses_more_labels_than_bundles(memorized_ata_bundle, capsys):
+    code = icot(["eval", "--bundle", str(memorized_ata_bundle), "--label", "a", "--label", "b"])
+    assert code == 2 and "more --label than --bundle" in capsys.readouterr().err
+
+
+def test_eval_names_a_bad_bundle(tmp_path, capsys):
+    code = icot(["eval", "--bundle", str(tmp_path / "nowhere"), "--no-whisper"])
+    assert code == 2 and "no such bundle directory" in capsys.readouterr().err
+
+
+def test_eval_refuses_a_soda_recipe(memorized_ata_bundle, capsys):
+    code = icot(["eval", "--bundle", str(memorized_ata_bundle), "--recipe", "anygpt"])
+    assert code == 2 and "SODA-TTS" in capsys.readouterr().err
