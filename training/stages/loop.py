@@ -418,6 +418,7 @@ def run_stage(
             bar.update(1)
             if done % training.log_every == 0 or done == trainer.total or reset:
                 entry = {"step": done, "lr": lr, "optimizer_reset": reset,
+                         "skipped_turns": trainer.skipped,
                          **{key: sum(m[key] for m in window) / len(window)
                             for key in window[0]}}
                 if k is not None:
