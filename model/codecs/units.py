@@ -11,6 +11,7 @@ See docs/codecs.md for the design and measured quality.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ MAGNITUDE_EPS = 1e-5  # keeps log-magnitudes finite where a spectrum is exactly 
 
 # Measured by `python -m bench.codec` (docs/performance.md): with 4 frames of left context and 4 of
 # lookahead, chunked decoding stays within 1 % of the one-shot decode's log-mel error; 3 frames of
-# lookahead cost 2.5 %, 2 frames 5.5 %. A 2-frame crossfade hides the seams (4 frames is worse:
+# lookahead cost 2.4 %, 2 frames 5.5 %. A 2-frame crossfade hides the seams (4 frames is worse:
 # the previous chunk rendered them at its open right edge). A 3-frame first chunk gives audio
 # after 7 units; 10-frame chunks after that keep the recomputed overlap cheap.
 UNIT_STREAMING = StreamingSpec(
@@ -289,7 +290,7 @@ class UnitCodec(SpeechCodec):
     @classmethod
     def fit(
         cls,
-        audio: list[np.ndarray],
+        audio: Sequence[np.ndarray],
         *,
         units: int = 1024,
         seed: int = 0,

@@ -1,5 +1,7 @@
-"""The demo domain (see docs: the demo-domain page) as data, the reply rule and seeded generators.
+"""The demo domain as data, its exact reply rule, and seeded turn and dialogue generators.
 
+The embedded demo model understands exactly this: arithmetic to twenty, names (and recalling the
+name later in the dialogue), colors of things, next day, opposites, counting and small talk.
 Every utterance is lowercase words without punctuation, numbers spoken as words. This module is
 pure Python text: it knows nothing of audio, tokenizers, models or files, so the training corpora,
 the evaluation and the tests all draw the same sentences and the same exact replies from it.

@@ -188,7 +188,7 @@ def test_decode_speed(small_codec: UnitCodec) -> None:
 def test_round_trip_stays_intelligible() -> None:
     """The issue's bar: Whisper WER of round-tripped held-out speech ≤ 1.5 × WER of the original.
 
-    The codec is fitted here on ~4 minutes of domain speech (users in training voices, replies in
+    The codec is fitted here on ~7 minutes of domain speech (users in training voices, replies in
     the assistant voice) and judged on sentences it never saw, spoken by the held-out voices and
     by the assistant voice.
     """
