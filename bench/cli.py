@@ -12,7 +12,6 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "engine": ("bench.engine", "engine prefill, decode ms/step by batch, weights floor, TTFA"),
     "latency": ("bench.latency", "TTFA over the WebSocket API, A-T-A vs A-T-T-A bundles"),
     "codec": ("bench.codec", "unit codec round-trip WER (Whisper tiny.en), speed, streaming"),
-    "speechtokenizer": ("bench.speechtokenizer", "SpeechTokenizer encode/decode speed, streaming"),
 }
 
 
