@@ -359,6 +359,9 @@ class RealtimeSession:
         if run is None or task is None:
             return False
         run.cancel_reason = reason
+        # A task cancelled before its first step never runs its body, so it would send no
+        # `response.done`; one pass of the loop lets it start (its step is already scheduled).
+        await asyncio.sleep(0)
         task.cancel()
         try:
             await task
