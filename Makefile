@@ -14,12 +14,7 @@ PYTEST_ARGS ?=
 .PHONY: run test lint system-deps clean-venv
 
 run: $(VENV)/.installed-run
-	@if $(BIN)/icot serve --help >/dev/null 2>&1; then \
-		$(BIN)/icot serve --bundle $(BUNDLE) --host $(HOST) --port $(PORT); \
-	else \
-		echo "Installed. The server (icot serve, /v1/realtime) is still being built;"; \
-		echo "for now try: $(BIN)/icot codec --help"; \
-	fi
+	$(BIN)/icot serve --bundle $(BUNDLE) --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
