@@ -21,25 +21,12 @@ from model import parser
 from model.audio import check_samples, resample
 from model.chain import Chain
 from model.engine import Request
+from model.parser import ReplyTextDelta, TranscriptDelta
 from model.sampling import SegmentRule
 from model.template import PastTurn
 
 if TYPE_CHECKING:
     from model.runtime import Runtime
-
-
-@dataclass(frozen=True)
-class TranscriptDelta:
-    """New text of the user's transcript (A-T-T-A only: a by-product of the explicit chain)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class ReplyTextDelta:
-    """New text of the reply, as generated."""
-
-    text: str
 
 
 @dataclass(frozen=True)
@@ -83,6 +70,7 @@ class TurnDone:
     audio_seconds: float
 
 
+# Text deltas are the parser's own events, passed through unchanged.
 Event = TranscriptDelta | ReplyTextDelta | ReplyAudio | TurnDone
 
 
@@ -163,13 +151,13 @@ class Conversation:
                         if isinstance(event, parser.EndOfTurn):
                             end_reason = event.reason
                             break
-                        if isinstance(event, parser.TranscriptDelta):
+                        if isinstance(event, TranscriptDelta):
                             record.transcript += event.text
-                            yield TranscriptDelta(event.text)
-                        elif isinstance(event, parser.ReplyTextDelta):
+                            yield event
+                        elif isinstance(event, ReplyTextDelta):
                             record.text += event.text
                             timings.setdefault("first_text_ms", elapsed_ms())
-                            yield ReplyTextDelta(event.text)
+                            yield event
                         elif isinstance(event, parser.SpeechUnits):
                             record.units.extend(event.units)
                             chunks = await asyncio.to_thread(decoder.push, event.units)
