@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from memorized import memorize_bundle
+from memorized import memorize_bundle, one_torch_thread
 
 from model.chain import Chain
+
+
+@pytest.fixture(name="one_torch_thread", scope="module")
+def one_torch_thread_fixture() -> Iterator[None]:
+    """Use with `pytestmark = pytest.mark.usefixtures("one_torch_thread")` in modules of tiny
+    models (see memorized.one_torch_thread)."""
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

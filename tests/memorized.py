@@ -10,6 +10,8 @@ bundle, which is trained by `icot train --recipe demo`.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,6 +51,18 @@ def speak(text: str, voice: tuple[str, int] = USER_VOICE, rate: int = SPEECH_RAT
     return pcm16_to_float(float_to_pcm16(samples))
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread: tiny models are overhead-bound, and on a busy 2-core machine
+    OpenMP's waiting threads made them 5-50x slower than one thread (measured)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def memorize_bundle(directory: Path, chain: Chain | str = Chain.ATA, seed: int = 0) -> Path:
     """Build a tiny bundle whose model greedily answers `DIALOGUES` (spoken by `speak`)."""
     chain = Chain.parse(chain)
@@ -69,9 +83,7 @@ def memorize_bundle(directory: Path, chain: Chain | str = Chain.ATA, seed: int =
     model = bundle.model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=MEMORIZE_LR)
     torch.manual_seed(seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a 2-layer model is overhead-bound: one thread is fastest
-    try:
+    with one_torch_thread():
         for step in range(MAX_MEMORIZE_STEPS):
             if step % CHECK_EVERY_STEPS == 0 and all(_recites(model, s) for s in sequences):
                 break
@@ -84,8 +96,6 @@ def memorize_bundle(directory: Path, chain: Chain | str = Chain.ATA, seed: int =
             optimizer.step()
         else:
             raise RuntimeError(f"the tiny model did not memorize the dialogues in {step} steps")
-    finally:
-        torch.set_num_threads(threads)
     model.eval()
     generation = replace(bundle.config.generation, text=GREEDY, speech=GREEDY)
     config = replace(bundle.config, generation=generation)

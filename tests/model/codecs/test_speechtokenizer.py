@@ -4,7 +4,6 @@ the acoustic-model seam, and streaming decoding against the one-shot decode."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +45,7 @@ def _stream(codec: SpeechTokenizerCodec, units: np.ndarray, sizes: list[int]) ->
     return [*chunks, decoder.flush()]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """The small model's ops are too short to gain from threads, and on a busy 2-core machine
-    OpenMP's waiting threads made this module 5-50x slower (measured 16 s vs 0.3 s for one test)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -72,12 +72,7 @@ def renderer(tokenizer) -> Renderer:
     return Renderer(Template(SpeechVocab(tokenizer, N_UNITS)), max_tokens=512)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matmuls: one thread is fastest on a busy 2-core machine
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model(tokenizer, seed: int = 0):
