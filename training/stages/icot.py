@@ -87,14 +87,20 @@ def _finish(ctx: StageContext, name: str, model: Any) -> Path:
     return out
 
 
+def _new_adapter(ctx: StageContext, name: str, stage1_dir: Path):
+    """The stage-1 model with a fresh LoRA adapter (seeded per stage), its tokenizer and a
+    renderer sized to its context: the start of every stage that trains a new adapter."""
+    base, tokenizer = _load_stage1(ctx, stage1_dir)
+    ctx.seed(name)
+    model = add_lora(base, ctx.recipe.stage2.lora)
+    return model, tokenizer, ctx.renderer(tokenizer, int(base.config.max_position_embeddings))
+
+
 def train_icot(ctx: StageContext, stage1_dir: Path) -> Path:
     """Stage 2 on top of the stage-1 model; returns the adapter directory."""
     if ctx.is_done(ICOT):
         return ctx.final_dir(ICOT) / "adapter"
-    base, tokenizer = _load_stage1(ctx, stage1_dir)
-    ctx.seed(ICOT)
-    model = add_lora(base, ctx.recipe.stage2.lora)
-    renderer = ctx.renderer(tokenizer, int(base.config.max_position_embeddings))
+    model, tokenizer, renderer = _new_adapter(ctx, ICOT, stage1_dir)
     teacher = ctx.recipe.stage2.kl_weight > 0
     spec = _curriculum_spec(
         ctx, ICOT, renderer,
@@ -117,10 +123,7 @@ def train_no_cot(ctx: StageContext, stage1_dir: Path) -> Path:
     """The A-T-A baseline without the ASR chain of thought; returns the adapter directory."""
     if ctx.is_done(NO_COT):
         return ctx.final_dir(NO_COT) / "adapter"
-    base, tokenizer = _load_stage1(ctx, stage1_dir)
-    ctx.seed(NO_COT)
-    model = add_lora(base, ctx.recipe.stage2.lora)
-    renderer = ctx.renderer(tokenizer, int(base.config.max_position_embeddings))
+    model, tokenizer, renderer = _new_adapter(ctx, NO_COT, stage1_dir)
     dev = [renderer.ata(turn) for turn in ctx.monitor_turns()]
     pad, every = pad_id(tokenizer), ctx.recipe.training.checkpoint_every
     spec = StageSpec(
