@@ -66,6 +66,7 @@ class TurnDone:
     text: str
     timings: TurnTimings
     input_tokens: int
+    cached_input_tokens: int  # of input_tokens, those an engine slot still held (not prefilled)
     output_tokens: int
     audio_seconds: float
 
@@ -186,6 +187,7 @@ class Conversation:
             text=record.text.strip(),
             timings=TurnTimings(total_ms=elapsed_ms(), **timings),
             input_tokens=len(prompt.ids),
+            cached_input_tokens=handle.cached_tokens,
             output_tokens=record.output_tokens,
             audio_seconds=audio_samples / runtime.codec.sample_rate,
         )

@@ -3,8 +3,11 @@
 Requests take one of `max_slots` slots of a static KV cache. One loop (a dedicated thread, so model
 work never blocks an asyncio loop) repeats a step: drop cancelled requests, admit new ones, spend
 up to `prefill_chunk_tokens` of prompt prefill, then decode one token for every decoding slot
-(continuous batching: requests join and leave between steps). Knows nothing of audio, text,
-templates or HTTP; the chain layer speaks to it in token ids and `SegmentRule`s.
+(continuous batching: requests join and leave between steps). A freed slot keeps its keys and
+values: a new request goes to the free slot whose cached tokens share the longest prefix with its
+prompt and prefills only the rest (a conversation's next turn repeats the whole earlier dialogue,
+and every prompt starts with the same instruction). Knows nothing of audio, text, templates or
+HTTP; the chain layer speaks to it in token ids and `SegmentRule`s.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class EngineConfig:
     attention_block_tokens: with CUDA graphs, a decode step attends over the smallest multiple
         of this many positions (or max_seq_len) covering the longest decoding slot.
     cuda_graphs: capture decode steps as CUDA graphs on CUDA devices (ignored elsewhere).
+    reuse_prefixes: start a prompt's prefill after the longest prefix a free slot still holds
+        (False: every request prefills its whole prompt, e.g. to measure what reuse saves).
     """
 
     max_slots: int = 8
@@ -60,6 +65,7 @@ class EngineConfig:
     prefill_chunk_tokens: int = 256
     attention_block_tokens: int = 256
     cuda_graphs: bool = True
+    reuse_prefixes: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_slots", "max_seq_len", "prefill_chunk_tokens", "attention_block_tokens"):
@@ -110,7 +116,8 @@ class RequestHandle:
     """A submitted request: iterate it (`async for token_id in handle`) and `cancel()` it.
 
     Used as `async with engine.submit(request) as handle:`, leaving the block cancels the request
-    unless it finished. `tokens` holds every generated id, `finish_reason` is set at the end.
+    unless it finished. `tokens` holds every generated id, `finish_reason` is set at the end;
+    `cached_tokens` is how many prompt tokens a slot's cache already held (set at admission).
     """
 
     _ids = itertools.count()
@@ -119,6 +126,7 @@ class RequestHandle:
         self.request = request
         self.request_id = next(self._ids)
         self.tokens: list[int] = []
+        self.cached_tokens = 0
         self.finish_reason: FinishReason | None = None
         self.error: BaseException | None = None
         self._engine = engine
@@ -233,6 +241,8 @@ class Engine:
         )
         self.sampler = SlotSampler(config.max_slots, self.vocab_size, self.device)
         self._slots: list[_Slot | None] = [None] * config.max_slots
+        # Per slot: the token ids whose keys and values fill the slot's cache row from column 0.
+        self._cached: list[list[int]] = [[] for _ in range(config.max_slots)]
         self._prefill_queue: deque[int] = deque()
         self._lock = threading.Condition()
         self._queues = _Queues()
@@ -308,6 +318,7 @@ class Engine:
             raise RuntimeError("warmup() must run before start()")
         with self._device_scope():
             self.forward.prefill(0, torch.zeros(1, dtype=torch.long, device=self.device), 0)
+            self._cached[0] = [0]
             self.runner.capture_all()
 
     @property
@@ -404,9 +415,11 @@ class Engine:
                 if not self._queues.pending:
                     return
                 handle = self._queues.pending.popleft()
-            index = self._slots.index(None)  # lowest free slot keeps decode batches compact
-            slot = self._slots[index] = _Slot(handle=handle)  # from here a failure releases it
             request = handle.request
+            index, shared = self._pick_slot(request.prompt_ids)
+            slot = self._slots[index] = _Slot(handle=handle)  # from here a failure releases it
+            del self._cached[index][shared:]
+            slot.prefilled = handle.cached_tokens = shared
             for token in request.prompt_ids:
                 slot.segment = request.segment_after(slot.segment, token)
             seed = request.seed if request.seed is not None else secrets.randbits(63)
@@ -414,6 +427,24 @@ class Engine:
             self._apply_segment(index)
             self.runner.positions[index] = self.forward.cache.scratch_position
             self._prefill_queue.append(index)
+
+    def _pick_slot(self, prompt: tuple[int, ...]) -> tuple[int, int]:
+        """A free slot for `prompt` and how many of its first tokens that slot's cache holds.
+
+        The slot with the longest shared prefix wins; without one (or with reuse off), the lowest
+        free slot, which keeps decode batches compact. The shared part stops one token short of
+        the prompt: prefilling at least its last token yields the logits that start generation.
+        """
+        best, best_shared = -1, -1
+        for index, slot in enumerate(self._slots):
+            if slot is not None:
+                continue
+            shared = 0
+            if self.config.reuse_prefixes:
+                shared = shared_prefix_length(self._cached[index], prompt, len(prompt) - 1)
+            if shared > best_shared:
+                best, best_shared = index, shared
+        return best, best_shared
 
     def _apply_segment(self, index: int) -> None:
         slot = self._slots[index]
@@ -432,6 +463,7 @@ class Engine:
             n = min(budget, len(prompt) - slot.prefilled)
             chunk = torch.tensor(prompt[slot.prefilled : slot.prefilled + n], device=self.device)
             logits = self.forward.prefill(index, chunk, slot.prefilled)  # (V,)
+            self._cached[index].extend(prompt[slot.prefilled : slot.prefilled + n])
             slot.prefilled += n
             budget -= n
             if slot.prefilled < len(prompt):
@@ -457,7 +489,9 @@ class Engine:
         self.runner.tokens[index] = tokens
         self.runner.positions[index] += 1
         for row, token in zip(rows, tokens.tolist(), strict=True):
-            self._slots[row].position += 1
+            slot = self._slots[row]
+            self._cached[row].append(slot.handle.tokens[-1])  # the token this step fed in
+            slot.position += 1
             self._accept(row, token)
 
     def _accept(self, index: int, token: int) -> None:
@@ -488,6 +522,18 @@ class Engine:
         slot.handle._finish(reason, error)
 
     def _fail_all(self, error: Exception) -> None:
+        for cached in self._cached:  # a failed step may have left any row half-written
+            cached.clear()
         for index, slot in enumerate(self._slots):
             if slot is not None:
                 self._release(index, "error", error)
+
+
+def shared_prefix_length(cached: list[int], prompt: tuple[int, ...], limit: int) -> int:
+    """How many leading tokens `cached` and `prompt` share, at most `limit`."""
+    count = 0
+    for a, b in zip(cached, prompt[:limit], strict=False):
+        if a != b:
+            break
+        count += 1
+    return count

@@ -288,6 +288,7 @@ def _answer(request: Request, reply: Reply, state: ServerState) -> Response:
             "audio": base64.b64encode(wav).decode("ascii"),
             "sample_rate": OUTPUT_RATE_HZ,
             "timings": asdict(done.timings),
-            "usage": {"input_tokens": done.input_tokens, "output_tokens": done.output_tokens},
+            "usage": {"input_tokens": done.input_tokens, "output_tokens": done.output_tokens,
+                      "cached_input_tokens": done.cached_input_tokens},
         })
     return Response(wav, media_type="audio/wav")

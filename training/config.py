@@ -255,7 +255,7 @@ class TrainingConfig:
     batch_size: int
     """Examples per process per micro-batch."""
     lr: float
-    """Peak learning rate (AdamW), reached after warmup and then held."""
+    """Peak learning rate (AdamW), reached after warmup, then held or decayed (`lr_schedule`)."""
     checkpoint_every: int
     """Save a resumable checkpoint every this many optimizer steps."""
     log_every: int
@@ -268,6 +268,12 @@ class TrainingConfig:
     """Linear warmup from 0 at the start of each stage and after each optimizer reset."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """After warmup: hold the peak, or follow a half cosine over each stage's steps down to
+    `min_lr_ratio` of the peak (annealing is what turns a still-rising accuracy curve into a
+    settled model within a fixed step budget)."""
+    min_lr_ratio: float = 0.1
+    """The cosine schedule's floor, as a fraction of the peak learning rate."""
     grad_clip: float | None = 1.0
     """Clip the gradient norm to this (the paper's code: 50); null: no clipping."""
     max_steps: int | None = None
@@ -283,6 +289,7 @@ class TrainingConfig:
         _require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         _require(self.warmup_steps >= 0, "warmup_steps", "must be ≥ 0")
         _require(self.weight_decay >= 0, "weight_decay", "must be ≥ 0")
+        _require(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1]")
         _require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0 or null")
         _require(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be ≥ 1 or null")
         _require(bool(self.output_dir), "output_dir", "must be a directory path")

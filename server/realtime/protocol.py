@@ -415,10 +415,15 @@ class ResponseStatusDetails(BaseModel):
     error: dict[str, str] | None = None
 
 
+class InputTokenDetails(BaseModel):
+    cached_tokens: int  # prompt tokens an engine slot still held from earlier work
+
+
 class Usage(BaseModel):
     total_tokens: int
     input_tokens: int
     output_tokens: int
+    input_token_details: InputTokenDetails
 
 
 class Response(BaseModel):

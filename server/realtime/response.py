@@ -175,7 +175,9 @@ class ResponseRun:
             error={"type": "server_error", "code": error.value, "message": message}
             if error else None)
         usage = (p.Usage(input_tokens=done.input_tokens, output_tokens=done.output_tokens,
-                         total_tokens=done.input_tokens + done.output_tokens)
+                         total_tokens=done.input_tokens + done.output_tokens,
+                         input_token_details=p.InputTokenDetails(
+                             cached_tokens=done.cached_input_tokens))
                  if done is not None else None)
         self.response = self.response.model_copy(update={
             "status": status, "status_details": details, "output": [self.item], "usage": usage})

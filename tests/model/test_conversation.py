@@ -56,6 +56,11 @@ async def test_second_turn_recalls_the_name_from_history(memorized_ata_bundle) -
         await runtime.close()
     assert first[-1].text == "nice to meet you anna"
     assert second[-1].text == "your name is anna"
+    # the second prompt repeats the first exchange word for word: the engine slot still holds
+    # it, so only the new question is prefilled
+    first_exchange = first[-1].input_tokens + first[-1].output_tokens - 1
+    assert second[-1].cached_input_tokens == first_exchange
+    assert second[-1].input_tokens > first_exchange
     assert len(conversation.history) == 2
     conversation.reset()
     assert conversation.history == []

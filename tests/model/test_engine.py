@@ -207,6 +207,72 @@ def test_freed_slot_is_reused_correctly(model_dir):
     assert run(engine, short) == run(make_engine(model_dir, max_slots=1), short)
 
 
+# ---- prefix reuse: a freed slot's cache serves the next prompt that starts alike ----------
+
+
+def test_next_turn_prefills_only_what_the_cache_lacks(model_dir):
+    """A follow-up prompt = the first prompt + its reply + new tokens (a conversation's next
+    turn) starts from the cache and generates exactly what a fresh engine generates."""
+    engine = make_engine(model_dir)
+    first = Request(prompt(30, seed=11), max_new_tokens=12)
+    (reply,) = run(engine, first)
+    follow_up = Request((*first.prompt_ids, *reply, *prompt(9, seed=12)), max_new_tokens=15)
+    handle = engine.submit(follow_up)
+    engine.run_until_idle()
+    # the last generated token was never fed back, so its keys and values are not cached
+    assert handle.cached_tokens == 30 + len(reply) - 1
+    assert handle.tokens == run(make_engine(model_dir), follow_up)[0]
+
+
+def test_the_slot_sharing_the_longest_prefix_is_chosen(model_dir):
+    engine = make_engine(model_dir)
+    base = prompt(40, seed=13)
+    run(engine, Request(prompt(40, seed=14), max_new_tokens=4),
+        Request(base[:25], max_new_tokens=4), Request(base[:10], max_new_tokens=4))
+    diverging = Request((*base[:20], *prompt(15, seed=15)), max_new_tokens=10)
+    handle = engine.submit(diverging)
+    engine.run_until_idle()
+    assert handle.cached_tokens == 20  # the 25-token slot; the cache past the fork is rewritten
+    assert handle.tokens == run(make_engine(model_dir), diverging)[0]
+
+
+def test_a_repeated_prompt_still_prefills_its_last_token(model_dir):
+    engine = make_engine(model_dir)
+    request = Request(prompt(20, seed=16), max_new_tokens=10)
+    first = run(engine, request)
+    handle = engine.submit(request)
+    engine.run_until_idle()
+    assert handle.cached_tokens == 19
+    assert handle.tokens == first[0]
+
+
+def test_reuse_can_be_turned_off(model_dir):
+    engine = make_engine(model_dir, reuse_prefixes=False)
+    request = Request(prompt(20, seed=16), max_new_tokens=5)
+    first = run(engine, request)
+    handle = engine.submit(request)
+    engine.run_until_idle()
+    assert handle.cached_tokens == 0
+    assert handle.tokens == first[0]
+
+
+def test_a_cancelled_prefill_leaves_a_usable_cache(model_dir):
+    """Cancelled after two 16-token prefill chunks: the 32 tokens written still serve a prompt
+    that starts with them."""
+    engine = make_engine(model_dir)
+    long_prompt = prompt(60, seed=17)
+    handle = engine.submit(Request(long_prompt, max_new_tokens=5))
+    engine.step()
+    engine.step()
+    handle.cancel()
+    engine.run_until_idle()
+    retry = Request(long_prompt[:50], max_new_tokens=8)
+    again = engine.submit(retry)
+    engine.run_until_idle()
+    assert again.cached_tokens == 32
+    assert again.tokens == run(make_engine(model_dir), retry)[0]
+
+
 # ---- sampling: seeds, limits, stop ids, segments -----------------------------------------
 
 

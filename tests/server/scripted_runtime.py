@@ -111,7 +111,8 @@ class ScriptedConversation:
                            text=rt.reply, timings=TurnTimings(
                                prefill_ms=1000 * rt.first_delay_s, first_text_ms=None,
                                first_audio_ms=first_audio_ms, total_ms=total_ms),
-                           input_tokens=samples.size // 320, output_tokens=len(words) + 50,
+                           input_tokens=samples.size // 320, cached_input_tokens=0,
+                           output_tokens=len(words) + 50,
                            audio_seconds=rt.reply_audio.size / CODEC_RATE_HZ)
         finally:
             if not finished:

@@ -163,6 +163,10 @@ async def test_each_session_remembers_only_its_own_turns(serve, memorized_ata_bu
     with_history = recalled[-1]["response"]["usage"]["input_tokens"]
     history = with_history - fresh[-1]["response"]["usage"]["input_tokens"]
     assert history > introduced[-1]["response"]["usage"]["output_tokens"]
+    # and the engine slot still held that exchange, so only the new question was prefilled
+    exchange = introduced[-1]["response"]["usage"]
+    cached = recalled[-1]["response"]["usage"]["input_token_details"]["cached_tokens"]
+    assert cached == exchange["input_tokens"] + exchange["output_tokens"] - 1
     await first.close()
     await second.close()
 
@@ -272,6 +276,8 @@ def test_rest_answers_with_the_memorized_reply(serve, memorized_atta_bundle):
     body = httpx.post(url, content=wav, headers={"Accept": "application/json"}, timeout=60).json()
     assert (body["status"], body["transcript"], body["text"]) == ("completed", QUESTION, ANSWER)
     assert body["sample_rate"] == WIRE_RATE_HZ and body["usage"]["output_tokens"] > 0
+    # the same question as the request before: all but its last prompt token come from the cache
+    assert body["usage"]["cached_input_tokens"] == body["usage"]["input_tokens"] - 1
     assert body["timings"]["first_audio_ms"] <= body["timings"]["total_ms"]
     json_audio, _ = read_audio(base64.b64decode(body["audio"]))
     assert json_audio.size == audio.size

@@ -44,7 +44,7 @@ from training.data.synth import (
 
 CORPUS_FORMAT = "icot-demo-corpus/1"
 SPLITS = ("train", "dev", "test")
-SPEED_FACTOR_RANGE = (0.9, 1.1)  # speed perturbation: tempo and pitch ×0.9 … ×1.1
+SPEED_FACTOR_RANGE = (0.85, 1.15)  # speed perturbation: tempo, pitch and formants ×0.85 … ×1.15
 NOISE_SNR_RANGE_DB = (20.0, 40.0)  # background noise down to 20 dB SNR (the demo-domain page)
 NOISE_COLORS = ("white", "pink")
 TRIM_FRAME_S = 0.01

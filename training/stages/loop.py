@@ -4,9 +4,10 @@ A stage (cot.py, icot.py) describes itself with a `StageSpec`: how long it runs,
 rate, how a turn becomes a token sequence at a given step, when the optimizer resets, the KL
 weight and an optional monitor. `run_stage` owns the rest: right-padded batches, cross-entropy
 on each sequence's target part only (`ids[boundary:]`), KL to the frozen stage-1 model through
-peft's `disable_adapter()`, AdamW with linear warmup (restarted at each reset), gradient
-accumulation and clipping, a progress bar and `log.jsonl`, and resumable checkpoints. It runs
-single-process or under `accelerate launch` (DDP; each rank reads its own slice of the data).
+peft's `disable_adapter()`, AdamW with linear warmup (restarted at each reset) and an optional
+cosine decay, gradient accumulation and clipping, a progress bar and `log.jsonl`, and resumable
+checkpoints. It runs single-process or under `accelerate launch` (DDP; each rank reads its own
+slice of the data).
 Knows nothing of chains, corpora or the removal schedule's arithmetic.
 """
 
@@ -139,6 +140,16 @@ def warmup_factor(steps_since_reset: int, warmup_steps: int) -> float:
     if warmup_steps <= 0:
         return 1.0
     return min(1.0, (steps_since_reset + 1) / warmup_steps)
+
+
+def schedule_factor(step: int, total: int, training: TrainingConfig) -> float:
+    """The decay multiplier at `step` of a `total`-step stage: 1 for a constant schedule; a half
+    cosine from 1 at step 0 to `min_lr_ratio` at the last step for a cosine one."""
+    if training.lr_schedule == "constant" or total <= 1:
+        return 1.0
+    progress = min(step, total - 1) / (total - 1)
+    floor = training.min_lr_ratio
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def last_reset_before(step: int, reset_due: Callable[[int], bool]) -> int:
@@ -399,7 +410,8 @@ def run_stage(
             if reset:
                 reset_optimizer(trainer.optimizer)
                 last_reset = step
-            lr = spec.lr * warmup_factor(step - last_reset, training.warmup_steps)
+            lr = (spec.lr * warmup_factor(step - last_reset, training.warmup_steps)
+                  * schedule_factor(step, trainer.total, training))
             for group in trainer.optimizer.param_groups:
                 group["lr"] = lr
             tick, cpu_tick = time.perf_counter(), time.process_time()

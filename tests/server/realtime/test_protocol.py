@@ -188,7 +188,8 @@ def every_server_event() -> list[p.ServerEvent]:
     done = response.model_copy(update={
         "status": "cancelled", "output": [reply],
         "status_details": p.ResponseStatusDetails(type="cancelled", reason="turn_detected"),
-        "usage": p.Usage(total_tokens=30, input_tokens=20, output_tokens=10)})
+        "usage": p.Usage(total_tokens=30, input_tokens=20, output_tokens=10,
+                         input_token_details=p.InputTokenDetails(cached_tokens=12))})
     session = p.SessionState(id="sess_1", model="icot-demo", chain="A-T-A",
                              modalities=["audio"], input_rate=24000, output_rate=24000,
                              turn_detection=p.TurnDetection(type="server_vad", threshold=0.5,

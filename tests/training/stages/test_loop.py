@@ -28,6 +28,7 @@ from training.stages.loop import (
     read_log,
     reset_optimizer,
     run_stage,
+    schedule_factor,
     target_loss,
     warmup_factor,
 )
@@ -214,6 +215,26 @@ def test_warmup_restarts_at_each_reset():
     assert warmup_factor(0, 0) == 1.0
     due = {3, 7}.__contains__
     assert [last_reset_before(s, due) for s in range(9)] == [0, 0, 0, 3, 3, 3, 3, 7, 7]
+
+
+def test_cosine_schedule_falls_from_the_peak_to_the_floor_over_the_stage(tmp_path):
+    cosine = training(tmp_path, lr_schedule="cosine", min_lr_ratio=0.2)
+    factors = [schedule_factor(s, 5, cosine) for s in range(5)]
+    assert factors[0] == pytest.approx(1.0) and factors[-1] == pytest.approx(0.2)
+    assert factors[2] == pytest.approx(0.6)  # halfway down the half cosine
+    assert all(a > b for a, b in zip(factors, factors[1:], strict=False))
+    assert schedule_factor(3, 5, training(tmp_path)) == 1.0  # constant: no decay
+    with pytest.raises(ValueError, match="min_lr_ratio"):
+        training(tmp_path, min_lr_ratio=1.5)
+
+
+def test_the_loop_decays_the_learning_rate_it_logs(corpus, tokenizer, renderer, tmp_path):
+    train(atta_spec(renderer, 5), tiny_model(tokenizer), corpus, tokenizer, tmp_path,
+          lr_schedule="cosine", min_lr_ratio=0.2, checkpoint_every=100)
+    log = read_log(tmp_path / "stage1" / "log.jsonl")
+    # 0.2 + 0.8 · ½(1 + cos(π s / 4)) for s = 0 … 4
+    assert [e["lr"] / 3e-3 for e in log] == pytest.approx([1.0, 0.8828, 0.6, 0.3172, 0.2],
+                                                          abs=1e-4)
 
 
 def test_the_loop_resets_when_told_and_warms_up_again(corpus, tokenizer, renderer, tmp_path):
