@@ -112,15 +112,20 @@ def codec_units(frames: int) -> int:
 
 
 def fit_demo_codec(recipe: Recipe, directory: Path, progress: bool) -> SpeechCodec:
-    """Fit the unit codec on the demo corpus's own audio and save it to `directory`."""
+    """Fit the unit codec on the demo corpus's own audio, then its context decoder on every
+    reply the assistant can give (the one voice it decodes), and save it to `directory`."""
     from model.codecs.units import UnitCodec, UnitCodecConfig
-    from training.data.demo_corpus import codec_fit_audio
+    from training.data.demo_corpus import codec_fit_audio, prefetch_replies, reply_audio
+    from training.data.domain import every_reply
 
     clips = codec_fit_audio(demo_spec(recipe), CODEC_FIT_DIALOGUES)
     config = UnitCodecConfig()
     frames = sum(clip.size for clip in clips) // config.hop_samples
     codec = UnitCodec.fit(clips, units=codec_units(frames), seed=recipe.training.seed,
                           progress=progress, config=config)
+    replies = every_reply()
+    prefetch_replies(replies)
+    codec = codec.fit_decoder([reply_audio(reply) for reply in replies])
     codec.save(directory)
     return codec
 

@@ -56,6 +56,8 @@ class SpeechCodec(ABC):
     frame_rate: int
     vocab_size: int
     streaming: StreamingSpec
+    # Saved files that shape decoding only: units encoded before they changed are still valid.
+    decode_only_files: frozenset[str] = frozenset()
 
     @property
     def samples_per_frame(self) -> int:

@@ -1,6 +1,7 @@
 """`icot codec`: fit the unit codec on a folder of audio, and round-trip a file through a codec.
 
     icot codec fit --audio DIR --units 1024 --out CODEC_DIR [--seed 0 --iterations 30]
+                   [--decoder-audio DIR --decoder-context 1]
     icot codec roundtrip --codec CODEC_DIR IN.wav OUT.wav [--kind units]
 
 Only drives model/codecs; it must not touch bundles, LLMs or the server.
@@ -29,6 +30,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
     fit.add_argument("--iterations", type=int, default=30,
                      help="most k-means iterations (default 30; stops early when stable)")
+    fit.add_argument("--decoder-audio", type=Path,
+                     help="folder of speech in the voice the codec will speak in: fit a context "
+                          "decoder on it (clearer decoded speech in that voice)")
+    fit.add_argument("--decoder-context", type=int, default=1,
+                     help="units either side the context decoder looks at (default 1)")
     roundtrip = actions.add_parser(
         "roundtrip", help="encode a file to units and decode it back (OUT at the codec's rate)")
     roundtrip.add_argument("--codec", type=Path, required=True, help="codec folder")
@@ -62,21 +68,31 @@ def audio_files(folder: Path) -> list[Path]:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from model.audio import read_audio
     from model.codecs.units import UnitCodec, UnitCodecConfig
 
     rate = UnitCodecConfig().sample_rate_hz
-    paths = audio_files(args.audio)
-    if not paths:
-        raise FileNotFoundError(f"no .wav, .flac or .ogg files under {args.audio}")
-    clips = [read_audio(path, target_rate=rate)[0] for path in paths]
+    clips = _clips(args.audio, rate)
+    voice = _clips(args.decoder_audio, rate) if args.decoder_audio is not None else None
     seconds = sum(clip.size for clip in clips) / rate
     started = time.perf_counter()
     codec = UnitCodec.fit(clips, units=args.units, seed=args.seed, iterations=args.iterations)
+    if voice is not None:
+        codec = codec.fit_decoder(voice, context=args.decoder_context)
     codec.save(args.out)
-    print(f"fitted {args.units} units on {len(paths)} files ({seconds:.1f} s of audio) in "
-          f"{time.perf_counter() - started:.1f} s → {args.out}")
+    decoder = f" and a context decoder on {len(voice)} files" if voice is not None else ""
+    print(f"fitted {args.units} units on {len(clips)} files ({seconds:.1f} s of audio){decoder} "
+          f"in {time.perf_counter() - started:.1f} s → {args.out}")
     return 0
+
+
+def _clips(folder: Path, rate: int) -> list:
+    """Every audio file under `folder`, read as float32 mono at `rate`."""
+    from model.audio import read_audio
+
+    paths = audio_files(folder)
+    if not paths:
+        raise FileNotFoundError(f"no .wav, .flac or .ogg files under {folder}")
+    return [read_audio(path, target_rate=rate)[0] for path in paths]
 
 
 def _roundtrip(args: argparse.Namespace) -> int:

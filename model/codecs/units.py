@@ -1,9 +1,11 @@
 """The embedded demo codec: 16 kHz log-mel frames at 50 Hz ↔ k-means units, Griffin-Lim decoding.
 
 Encoding maps each 20 ms frame's log-mel spectrum to its nearest of K centroids (k-means fitted on
-our own audio with `UnitCodec.fit`). Decoding turns each unit's centroid back into a linear
-magnitude spectrum (mel pseudo-inverse), interpolates it to a 10 ms synthesis hop and recovers a
-waveform with fast Griffin-Lim (momentum). Numpy and scipy.fft only (scipy's float32 FFTs run
+our own audio with `UnitCodec.fit`). Decoding turns each frame's unit back into a log-mel frame —
+its centroid, plus, when a context decoder is fitted (`fit_decoder`, on the voice the codec will
+speak in), corrections looked up from the unit and its neighbours — then into a linear magnitude
+spectrum (mel pseudo-inverse), interpolates it to a 10 ms synthesis hop and recovers a waveform
+with fast Griffin-Lim (momentum). Numpy and scipy.fft only (scipy's float32 FFTs run
 several times faster than numpy's here). This module must not touch LLMs, bundles or the server.
 See docs/codecs.md for the design and measured quality.
 """
@@ -17,12 +19,14 @@ from pathlib import Path
 
 import numpy as np
 import scipy.fft
+import scipy.linalg
 
 from model.codecs.base import SpeechCodec, StreamingSpec
 
 CODEC_FORMAT = "icot-unit-codec/1"
 CONFIG_FILE = "config.json"
 CENTROIDS_FILE = "centroids.npy"
+DECODER_FILE = "decoder.npy"
 DISTANCE_CHUNK_FRAMES = 8192  # frames per distance block in k-means: (8192, K) float32 at a time
 MAGNITUDE_EPS = 1e-5  # keeps log-magnitudes finite where a spectrum is exactly zero
 
@@ -259,9 +263,21 @@ def _nearest(points: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.
 
 
 class UnitCodec(SpeechCodec):
-    """16 kHz mono ↔ units in [0, K) at 50 per second, with K learned log-mel centroids."""
+    """16 kHz mono ↔ units in [0, K) at 50 per second, with K learned log-mel centroids.
 
-    def __init__(self, centroids: np.ndarray, config: UnitCodecConfig | None = None) -> None:
+    decoder: optional context decoder, float32 (2c + 1, K + 1, mels): row [d, u] is the log-mel
+        correction a frame receives when the unit d - c frames away is u (row K: past either
+        end). Decoding frame t adds the c-neighbourhood's corrections to centroid[unit t].
+    """
+
+    decode_only_files = frozenset({DECODER_FILE})
+
+    def __init__(
+        self,
+        centroids: np.ndarray,
+        config: UnitCodecConfig | None = None,
+        decoder: np.ndarray | None = None,
+    ) -> None:
         config = config or UnitCodecConfig(units=int(np.asarray(centroids).shape[0]))
         centroids = np.asarray(centroids, dtype=np.float32)
         if centroids.shape != (config.units, config.mels):
@@ -273,6 +289,7 @@ class UnitCodec(SpeechCodec):
             raise ValueError("centroids contain NaN or infinite values")
         self.config = config
         self.centroids = centroids  # (K, M)
+        self.decoder = None if decoder is None else _checked_decoder(decoder, config)
         self.sample_rate = config.sample_rate_hz
         self.frame_rate = config.sample_rate_hz // config.hop_samples
         self.vocab_size = config.units
@@ -280,12 +297,18 @@ class UnitCodec(SpeechCodec):
         self._log_mel = _LogMel(config)
         self._synthesis = _Spectral(config.window_samples, config.synthesis_hop_samples)
         self._centroid_norms = (centroids**2).sum(axis=1)  # (K,)
-        # each unit's linear magnitude spectrum, via the filterbank's pseudo-inverse (clipped ≥ 0)
-        mel_power = np.maximum(np.exp(centroids) - config.power_floor, 0.0)  # (K, M)
-        power = np.maximum(mel_power @ np.linalg.pinv(self._log_mel.filterbank).T, 0.0)  # (K, F)
-        self._unit_log_magnitude = (0.5 * np.log(power + MAGNITUDE_EPS**2)).astype(np.float32)
-        phase = np.random.default_rng(config.phase_seed).uniform(-np.pi, np.pi, power.shape)
+        self._mel_inverse = np.linalg.pinv(self._log_mel.filterbank).T.astype(np.float32)  # (M, F)
+        self._unit_log_magnitude = self._log_magnitude(centroids)  # (K, F)
+        phase = np.random.default_rng(config.phase_seed).uniform(
+            -np.pi, np.pi, self._unit_log_magnitude.shape)
         self._unit_phasor = np.exp(1j * phase).astype(np.complex64)  # (K, F)
+
+    def _log_magnitude(self, log_mel: np.ndarray) -> np.ndarray:
+        """Log-mel frames (n, M) → log linear magnitudes (n, F): mel power minus the floor,
+        through the filterbank's pseudo-inverse, clipped at ≥ 0."""
+        mel_power = np.maximum(np.exp(log_mel) - self.config.power_floor, 0.0)  # (n, M)
+        power = np.maximum(mel_power @ self._mel_inverse, 0.0)  # (n, F)
+        return (0.5 * np.log(power + MAGNITUDE_EPS**2)).astype(np.float32)
 
     @classmethod
     def fit(
@@ -307,6 +330,47 @@ class UnitCodec(SpeechCodec):
         centroids = fit_kmeans(frames, units, seed=seed, iterations=iterations, progress=progress)
         return cls(centroids, config)
 
+    def fit_decoder(
+        self, audio: Sequence[np.ndarray], *, context: int = 1, ridge: float = 3.0
+    ) -> UnitCodec:
+        """This codec plus a context decoder fitted on `audio` (float32 (T,) clips at 16 kHz).
+
+        Ridge regression of each frame's true log-mel minus its unit's centroid on one-hot
+        codes of the units `context` frames either side: a few hundred clips of the voice the
+        codec will speak in teach it how that voice moves between units. The ridge pulls rows
+        of units the clips never use to zero, leaving them their plain centroids. Encoding is
+        unchanged. Measured on held-out assistant-voice sentences (docs/codecs.md).
+        """
+        if context < 0 or ridge <= 0:
+            raise ValueError(f"context must be ≥ 0 and ridge > 0, got {context} and {ridge}")
+        if not audio:
+            raise ValueError("fit_decoder needs at least one audio clip")
+        width, rows = 2 * context + 1, self.vocab_size + 1
+        gram = np.zeros((width * rows, width * rows))  # (W·R, W·R): X^T X
+        moments = np.zeros((width * rows, self.config.mels))  # (W·R, M): X^T Y
+        for clip in audio:
+            units = self.encode(clip)  # (N,)
+            residual = self.log_mel(clip) - self.centroids[units]  # (N, M)
+            active = _neighbour_rows(units, context, self.vocab_size)  # (N, W): one-hot columns
+            for d in range(width):
+                np.add.at(moments, active[:, d], residual)
+                for e in range(width):
+                    np.add.at(gram, (active[:, d], active[:, e]), 1.0)
+        gram[np.diag_indices_from(gram)] += ridge
+        table = scipy.linalg.solve(gram, moments, assume_a="pos")  # (W·R, M)
+        decoder = table.reshape(width, rows, self.config.mels).astype(np.float32)
+        return UnitCodec(self.centroids, self.config, decoder)
+
+    def frame_log_mel(self, units: np.ndarray) -> np.ndarray:
+        """The log-mel frames decoding renders for int units (N,): (N, M)."""
+        units = self.check_units(units)
+        if self.decoder is None:
+            return self.centroids[units]
+        context = self.decoder.shape[0] // 2
+        active = _neighbour_rows(units, context, self.vocab_size)  # (N, W)
+        flat = self.decoder.reshape(-1, self.config.mels)  # (W·R, M)
+        return self.centroids[units] + flat[active].sum(axis=1)
+
     def log_mel(self, samples: np.ndarray) -> np.ndarray:
         """The features the units quantize: float32 (T,) → log-mel (ceil(T / 320), mels)."""
         return self._log_mel(_checked(samples))
@@ -326,7 +390,9 @@ class UnitCodec(SpeechCodec):
         if units.size == 0:
             return np.zeros(0, dtype=np.float32)
         factor = self.config.hop_samples // self.config.synthesis_hop_samples
-        log_magnitude = _upsample(self._unit_log_magnitude[units], factor)  # (N * R, F)
+        frames = (self._unit_log_magnitude[units] if self.decoder is None
+                  else self._log_magnitude(self.frame_log_mel(units)))  # (N, F)
+        log_magnitude = _upsample(frames, factor)  # (N * R, F)
         phasor = np.repeat(self._unit_phasor[units], factor, axis=0)  # (N * R, F)
         wav = self._synthesis.griffin_lim(
             np.exp(log_magnitude), phasor, self.config.griffin_lim_iterations,
@@ -335,12 +401,17 @@ class UnitCodec(SpeechCodec):
         return np.clip(wav, -1.0, 1.0)
 
     def save(self, directory: Path) -> None:
-        """Write config.json and centroids.npy into `directory` (created if missing)."""
+        """Write config.json, centroids.npy and (if fitted) decoder.npy into `directory`."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         document = {"format": CODEC_FORMAT, **asdict(self.config)}
         (directory / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n")
         np.save(directory / CENTROIDS_FILE, self.centroids, allow_pickle=False)
+        decoder_path = directory / DECODER_FILE
+        if self.decoder is not None:
+            np.save(decoder_path, self.decoder, allow_pickle=False)
+        elif decoder_path.exists():
+            decoder_path.unlink()  # a stale decoder would not match these centroids
 
     @classmethod
     def load(cls, directory: Path) -> UnitCodec:
@@ -366,14 +437,40 @@ class UnitCodec(SpeechCodec):
             raise ValueError(f"{config_path}: {exc}") from exc
         if not centroids_path.is_file():
             raise FileNotFoundError(f"unit codec centroids missing: {centroids_path}")
+        centroids = _load_array(centroids_path)
+        decoder_path = directory / DECODER_FILE
+        decoder = _load_array(decoder_path) if decoder_path.is_file() else None
         try:
-            centroids = np.load(centroids_path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise ValueError(f"{centroids_path} is not a .npy array: {exc}") from exc
-        try:
-            return cls(centroids, config)
+            return cls(centroids, config, decoder)
         except ValueError as exc:
-            raise ValueError(f"{centroids_path}: {exc}") from exc
+            culprit = decoder_path if "decoder" in str(exc) else centroids_path
+            raise ValueError(f"{culprit}: {exc}") from exc
+
+
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{path} is not a .npy array: {exc}") from exc
+
+
+def _checked_decoder(decoder: np.ndarray, config: UnitCodecConfig) -> np.ndarray:
+    decoder = np.asarray(decoder, dtype=np.float32)
+    if (decoder.ndim != 3 or decoder.shape[0] % 2 != 1
+            or decoder.shape[1:] != (config.units + 1, config.mels)):
+        raise ValueError(f"decoder must have shape (2c + 1, units + 1 = {config.units + 1}, "
+                         f"mels = {config.mels}), got {decoder.shape}")
+    if not np.all(np.isfinite(decoder)):
+        raise ValueError("decoder contains NaN or infinite values")
+    return decoder
+
+
+def _neighbour_rows(units: np.ndarray, context: int, vocab_size: int) -> np.ndarray:
+    """int units (N,) → (N, 2c + 1) rows of a flattened (2c + 1, K + 1) table: column d holds
+    d·(K + 1) + the unit d - c frames away, or + K past either end."""
+    padded = np.concatenate([np.full(context, vocab_size), units, np.full(context, vocab_size)])
+    width, count = 2 * context + 1, units.size
+    return np.stack([d * (vocab_size + 1) + padded[d : d + count] for d in range(width)], axis=1)
 
 
 def _checked(samples: np.ndarray) -> np.ndarray:

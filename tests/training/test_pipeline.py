@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from model.bundle import Bundle, read_config
@@ -60,6 +61,10 @@ def test_the_demo_codec_is_fitted_on_the_corpus_audio_and_shipped_in_the_cot_bun
     bundle = Bundle.load(run / "bundles" / "icot")
     assert bundle.codec.vocab_size == codec_config["units"]
     assert bundle.config.codec.kind == "units"
+    # its context decoder was fitted on the assistant's replies and ships with it
+    assert bundle.codec.decoder is not None
+    assert np.array_equal(np.load(run / "bundles" / "cot" / "codec" / "decoder.npy"),
+                          bundle.codec.decoder)
 
 
 def test_every_bundle_is_exported_and_loads(run):

@@ -258,11 +258,13 @@ class DialogueSource:
 
 
 def codec_fingerprint(codec: SpeechCodec) -> str:
-    """sha256 over the codec's saved files: corpora encoded by different codecs differ."""
+    """sha256 over the codec's saved files but those that shape decoding only: corpora encoded
+    by different codecs differ."""
     digest = hashlib.sha256(type(codec).__name__.encode())
     with tempfile.TemporaryDirectory() as tmp:
         codec.save(Path(tmp))
-        for path in sorted(p for p in Path(tmp).rglob("*") if p.is_file()):
+        saved = (p for p in Path(tmp).rglob("*") if p.is_file())
+        for path in sorted(p for p in saved if p.name not in codec.decode_only_files):
             digest.update(str(path.relative_to(tmp)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -170,6 +170,13 @@ def single_turns(intents: Sequence[str] = INTENTS) -> list[Turn]:
     return [turn for intent in intents for turn in intent_turns(intent)]
 
 
+def every_reply() -> list[str]:
+    """Every distinct reply the assistant can give (recall answers included), sorted."""
+    replies = {turn.reply for turn in single_turns()}
+    replies.update(recall_turn(name).reply for name in NAMES)
+    return sorted(replies)
+
+
 @cache
 def _turns_by_user() -> dict[str, Turn]:
     return {turn.user: turn for turn in single_turns()}

@@ -54,6 +54,18 @@ def test_fit_reads_every_audio_file(audio_dir: Path, tmp_path: Path,
     assert "on 8 files" in capsys.readouterr().out
 
 
+def test_fit_with_decoder_audio_adds_a_context_decoder(audio_dir: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    voice = tmp_path / "voice"
+    voice.mkdir()
+    write_wav(voice / "reply.wav", synthesize("nice to meet you anna", ASSISTANT_VOICE), 16_000)
+    assert main(["codec", "fit", "--audio", str(audio_dir), "--units", "8", "--iterations", "2",
+                 "--decoder-audio", str(voice), "--decoder-context", "2",
+                 "--out", str(tmp_path / "c")]) == 0
+    assert "and a context decoder on 1 files" in capsys.readouterr().out
+    assert UnitCodec.load(tmp_path / "c").decoder.shape == (5, 9, 80)
+
+
 def test_roundtrip_writes_audio_at_the_codec_rate(codec_dir: Path, tmp_path: Path) -> None:
     source = tmp_path / "in.wav"
     samples = resample(synthesize("what color is the sky", ASSISTANT_VOICE), 16_000, 24_000)
