@@ -236,23 +236,16 @@ def test_the_slot_sharing_the_longest_prefix_is_chosen(model_dir):
     assert handle.tokens == run(make_engine(model_dir), diverging)[0]
 
 
-def test_a_repeated_prompt_still_prefills_its_last_token(model_dir):
-    engine = make_engine(model_dir)
+@pytest.mark.parametrize(("reuse", "cached"), [(True, 19), (False, 0)])
+def test_a_repeated_prompt_prefills_at_least_its_last_token(model_dir, reuse, cached):
+    """With reuse, all but the last prompt token come from the cache (its logits start
+    generation); with reuse off, nothing does. The tokens are the same either way."""
+    engine = make_engine(model_dir, reuse_prefixes=reuse)
     request = Request(prompt(20, seed=16), max_new_tokens=10)
     first = run(engine, request)
     handle = engine.submit(request)
     engine.run_until_idle()
-    assert handle.cached_tokens == 19
-    assert handle.tokens == first[0]
-
-
-def test_reuse_can_be_turned_off(model_dir):
-    engine = make_engine(model_dir, reuse_prefixes=False)
-    request = Request(prompt(20, seed=16), max_new_tokens=5)
-    first = run(engine, request)
-    handle = engine.submit(request)
-    engine.run_until_idle()
-    assert handle.cached_tokens == 0
+    assert handle.cached_tokens == cached
     assert handle.tokens == first[0]
 
 
