@@ -100,6 +100,9 @@ class BundleConfig:
     adapter: directory of a peft LoRA adapter merged into the LM at load, or None.
     template: the prompt template; only "anygpt" (model/template.py) exists.
     generation: sampling defaults.
+    input_level_dbfs: [low, high], the speech levels (model/level.py) of the user turns the model
+        was trained on; a user turn outside is scaled onto the nearer edge before encoding.
+        None: user audio is encoded as it comes (e.g. a pretrained model that heard all levels).
     format: the bundle format version this file is written in.
     """
 
@@ -109,6 +112,7 @@ class BundleConfig:
     adapter: str | None = None
     template: str = "anygpt"
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    input_level_dbfs: tuple[float, float] | None = None
     format: str = FORMAT
 
     def __post_init__(self) -> None:
@@ -127,6 +131,8 @@ class BundleConfig:
         _check_path("llm", self.llm)
         if self.adapter is not None:
             _check_path("adapter", self.adapter)
+        if self.input_level_dbfs is not None:
+            object.__setattr__(self, "input_level_dbfs", _level_range(self.input_level_dbfs))
 
     @classmethod
     def from_dict(cls, data: Any) -> BundleConfig:
@@ -147,6 +153,16 @@ class BundleConfig:
         data = dataclasses.asdict(self)
         data["chain"] = self.chain.value
         return {"format": data.pop("format"), **data}
+
+
+def _level_range(value: Any) -> tuple[float, float]:
+    """[low, high] in dBFS with low < high ≤ 0, as a tuple of floats."""
+    numbers = (isinstance(value, list | tuple) and len(value) == 2
+               and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value))
+    if not numbers or not value[0] < value[1] <= 0:
+        raise FieldError("input_level_dbfs",
+                         f"must be null or [low, high] in dBFS with low < high ≤ 0, got {value!r}")
+    return float(value[0]), float(value[1])
 
 
 def read_config(directory: str | Path) -> BundleConfig:

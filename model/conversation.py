@@ -1,6 +1,7 @@
 """A spoken conversation with a bundle's model: user audio in, reply text and PCM chunks out.
 
-`Conversation.respond(samples, rate)` encodes the user's speech with the bundle's codec, renders
+`Conversation.respond(samples, rate)` brings the user's speech into the level range the bundle
+was trained on (model/level.py), encodes it with the bundle's codec, renders
 the chain's prompt after the history that fits, drives one engine request, parses the generated
 ids into events and decodes speech units into PCM as they arrive (the codec's streaming decoder),
 so the first audio leaves long before the reply is finished. History is kept per conversation
@@ -21,6 +22,7 @@ from model import parser
 from model.audio import check_samples, resample
 from model.chain import Chain
 from model.engine import Request
+from model.level import fit_level
 from model.parser import ReplyTextDelta, TranscriptDelta
 from model.sampling import SegmentRule
 from model.template import PastTurn
@@ -129,6 +131,9 @@ class Conversation:
         started = time.perf_counter()
         samples = check_samples(samples, sample_rate)
         codec_samples = resample(samples, sample_rate, runtime.codec.sample_rate)
+        if bundle.config.input_level_dbfs is not None:
+            codec_samples = fit_level(codec_samples, runtime.codec.sample_rate,
+                                      *bundle.config.input_level_dbfs)
         user_units = (await asyncio.to_thread(runtime.codec.encode, codec_samples)).tolist()
         prompt = bundle.template.prompt(chain, user_units, self.history, runtime.prompt_budget)
         request = self._request(prompt.ids)

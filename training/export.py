@@ -60,14 +60,16 @@ def export_cot_bundle(
     codec: SpeechCodec,
     codec_kind: str,
     generation: GenerationConfig,
+    input_level_dbfs: tuple[float, float] | None = None,
 ) -> Path:
-    """The stage-1 model (a Hugging Face directory with its tokenizer) as an A-T-T-A bundle."""
+    """The stage-1 model (a Hugging Face directory with its tokenizer) as an A-T-T-A bundle;
+    `input_level_dbfs`: the training user turns' speech level range (None: not known)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     config = BundleConfig(chain=Chain.ATTA, codec=CodecRef(codec_kind, "codec"), llm="llm",
-                          generation=generation)
+                          generation=generation, input_level_dbfs=input_level_dbfs)
     return write_bundle(directory, config, model, tokenizer, codec)
 
 
@@ -78,7 +80,8 @@ def export_adapter_bundle(
     adapter_dir: str | Path,
     generation: GenerationConfig,
 ) -> Path:
-    """An adapter stage as a bundle over the stage-1 bundle's LM and codec (relative paths)."""
+    """An adapter stage as a bundle over the stage-1 bundle's LM and codec (relative paths),
+    with its input level range."""
     directory, cot_bundle = Path(directory).resolve(), Path(cot_bundle).resolve()
     cot = BundleConfig.from_dict(json.loads((cot_bundle / "bundle.json").read_text()))
     llm = os.path.relpath(cot_bundle / cot.llm, directory)
@@ -89,7 +92,8 @@ def export_adapter_bundle(
         shutil.copyfile(Path(adapter_dir) / name, target / name)
     _point_adapter_at(target / ADAPTER_FILES[0], llm)
     config = BundleConfig(chain=chain, codec=CodecRef(cot.codec.kind, codec_path), llm=llm,
-                          adapter="adapter", generation=generation)
+                          adapter="adapter", generation=generation,
+                          input_level_dbfs=cot.input_level_dbfs)
     return write_bundle(directory, config)
 
 

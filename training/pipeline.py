@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from model.chain import Chain
@@ -130,6 +131,22 @@ def fit_demo_codec(recipe: Recipe, directory: Path, progress: bool) -> SpeechCod
     return codec
 
 
+def demo_input_level(recipe: Recipe) -> tuple[float, float]:
+    """The 1st–99th percentile speech level of the training user turns, as the corpus voices
+    them (augmentation included), over the dialogues the codec is fitted on."""
+    from model.level import speech_level_dbfs
+    from training.data.demo_corpus import plan_dialogue, user_audio
+    from training.data.synth import SAMPLE_RATE_HZ
+
+    spec = demo_spec(recipe)
+    plans = [plan_dialogue(spec, "train", i)
+             for i in range(min(CODEC_FIT_DIALOGUES, spec.train_dialogues))]
+    levels = [speech_level_dbfs(clip, SAMPLE_RATE_HZ)
+              for clips in user_audio(plans) for clip in clips]
+    low, high = np.percentile([level for level in levels if level is not None], [1, 99])
+    return round(float(low), 1), round(float(high), 1)
+
+
 def prepare_codec(recipe: Recipe, run_dir: Path, accelerator: Any, progress: bool) -> SpeechCodec:
     """The recipe's codec: model.codec_path, or the unit codec fitted into run_dir/codec."""
     model = recipe.model
@@ -218,7 +235,9 @@ def run_recipe(recipe: Recipe, options: RunOptions | None = None) -> RunSummary:
         context = AutoConfig.from_pretrained(stage1_dir).max_position_embeddings
         longest = longest_target(ctx, stage1_dir) if recipe.model.base_model is None else None
         generation = generation_config(recipe.model.base_model is None, context, longest)
-        export_cot_bundle(paths[COT], stage1_dir, codec, recipe.model.codec_kind, generation)
+        level = demo_input_level(recipe) if recipe.data.source == "demo" else None
+        export_cot_bundle(paths[COT], stage1_dir, codec, recipe.model.codec_kind, generation,
+                          level)
     accelerator.wait_for_everyone()
     summary.bundles[LABELS[COT]] = paths[COT]
 

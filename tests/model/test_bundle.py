@@ -4,6 +4,7 @@ with a message naming the file and the field."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -85,6 +86,9 @@ def test_config_round_trips_through_json(tiny):
     config = read_config(tiny)
     assert BundleConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert config.to_dict()["format"] == "icot-bundle/1"
+    leveled = dataclasses.replace(config, input_level_dbfs=[-23, -17.5])
+    assert leveled.input_level_dbfs == (-23.0, -17.5)
+    assert BundleConfig.from_dict(json.loads(json.dumps(leveled.to_dict()))) == leveled
 
 
 def test_adapter_is_merged_into_the_weights_and_llm_can_live_elsewhere(tiny, tmp_path):
@@ -190,6 +194,12 @@ WRONG_BUNDLES = {
         set_field("generation", "max_new_tokens", value=TINY_CONTEXT_TOKENS),
         ["bundle.json", "field 'generation.max_new_tokens'", "config.json",
          "max_position_embeddings"]),
+    "input level not a pair": (set_field("input_level_dbfs", value=[-20.0]),
+                               ["bundle.json", "field 'input_level_dbfs'", "[low, high]"]),
+    "input level reversed": (set_field("input_level_dbfs", value=[-17.0, -23.0]),
+                             ["bundle.json", "field 'input_level_dbfs'", "low < high"]),
+    "input level above full scale": (set_field("input_level_dbfs", value=[-20.0, 3.0]),
+                                     ["bundle.json", "field 'input_level_dbfs'"]),
     "missing llm dir": (remove("llm"), ["bundle.json", "field 'llm'", "no directory"]),
     "llm without config": (remove("llm/config.json"), ["llm/config.json", "field 'llm'"]),
     "llm without weights": (remove("llm/model.safetensors"), ["llm", "safetensors", "'llm'"]),

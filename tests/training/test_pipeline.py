@@ -61,6 +61,10 @@ def test_the_demo_codec_is_fitted_on_the_corpus_audio_and_shipped_in_the_cot_bun
     bundle = Bundle.load(run / "bundles" / "icot")
     assert bundle.codec.vocab_size == codec_config["units"]
     assert bundle.config.codec.kind == "units"
+    # the training user turns' level range ships with every bundle of the run
+    low, high = bundle.config.input_level_dbfs
+    assert -40.0 < low < high < 0.0
+    assert read_config(run / "bundles" / "cot").input_level_dbfs == (low, high)
     # its context decoder was fitted on the assistant's replies and ships with it
     assert bundle.codec.decoder is not None
     assert np.array_equal(np.load(run / "bundles" / "cot" / "codec" / "decoder.npy"),
