@@ -2,11 +2,13 @@
 
 Run: `python -m bench.codec [--units 1024] [--judged 100] [--repeats 3] [--seed 0]`
 Fits a codec on espeak-ng speech of the demo domain the way the demo bundle's codec is fitted
-(user utterances in sampled training voices, replies in the assistant voice), then judges
-sentences it never saw: `--judged` user utterances spoken by the held-out voices and as many
-replies spoken by the assistant voice. Prints Markdown for docs/performance.md: Whisper tiny.en
-WER of the originals and of the round trips (one-shot and streamed), encode/decode ms per second
-of audio (medians and bests over clips × repeats), and how the streaming spec was chosen.
+(user utterances in sampled training voices, replies in the assistant voice; then the context
+decoder on those replies), then judges sentences it never saw: `--judged` user utterances spoken
+by the held-out voices and as many replies spoken by the assistant voice. Prints Markdown for
+docs/performance.md: Whisper tiny.en WER of the originals and of the round trips (one-shot and
+streamed; centroid decoding and the context decoder), encode/decode ms per second of audio
+(medians and bests over clips × repeats, with the context decoder), and how the streaming spec
+was chosen.
 Writes nothing to disk and downloads nothing.
 """
 
@@ -60,6 +62,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="held-out sentences per voice group (default 100)")
     parser.add_argument("--repeats", type=int, default=3, help="timing rounds (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="split, voices and k-means seed")
+    parser.add_argument("--decoder-context", type=int, default=1,
+                        help="units either side the context decoder sees (default 1)")
     parser.add_argument("--skip-wer", action="store_true",
                         help="speed and streaming figures only (no Whisper: about 1 minute)")
 
@@ -108,8 +112,8 @@ def stream(codec: UnitCodec, units: np.ndarray) -> tuple[np.ndarray, list[float]
 
 
 def log_mel_error(codec: UnitCodec, audio: np.ndarray, units: np.ndarray) -> float:
-    """RMS distance between the log-mel of decoded audio and the centroids it should render."""
-    return float(np.sqrt(np.mean((codec.log_mel(audio) - codec.centroids[units]) ** 2)))
+    """RMS distance between the log-mel of decoded audio and the frames it should render."""
+    return float(np.sqrt(np.mean((codec.log_mel(audio) - codec.frame_log_mel(units)) ** 2)))
 
 
 def median_best(values: Sequence[float]) -> str:
@@ -123,8 +127,12 @@ def run(args: argparse.Namespace) -> int:
     fit_seconds = sum(clip.size for clip in fit_audio) / SAMPLE_RATE_HZ
     sets = judged_sets(judged_turns)
     fit_started = time.perf_counter()
-    codec = UnitCodec.fit(fit_audio, units=args.units, seed=args.seed, progress=False)
+    centroids = UnitCodec.fit(fit_audio, units=args.units, seed=args.seed, progress=False)
     fit_s = time.perf_counter() - fit_started
+    replies = fit_audio[len(fit_turns):]
+    codec = centroids.fit_decoder(replies, context=args.decoder_context)
+    decoder_s = time.perf_counter() - fit_started - fit_s
+    decoders = (("centroids", centroids), (f"context decoder ±{args.decoder_context}", codec))
 
     rows = []
     judge: WhisperJudge | None = None
@@ -132,11 +140,13 @@ def run(args: argparse.Namespace) -> int:
         judge = judge or WhisperJudge()
         units = [codec.encode(clip) for clip in judged.audio]
         original = judge.word_error_rate(judged.texts, judged.audio, SAMPLE_RATE_HZ)
-        one_shot = judge.word_error_rate(
-            judged.texts, [codec.decode(u) for u in units], SAMPLE_RATE_HZ)
-        streamed = judge.word_error_rate(
-            judged.texts, [stream(codec, u)[0] for u in units], SAMPLE_RATE_HZ)
-        rows.append((judged.label, len(judged.texts), judged.seconds, original, one_shot, streamed))
+        for name, decoding in decoders:
+            one_shot = judge.word_error_rate(
+                judged.texts, [decoding.decode(u) for u in units], SAMPLE_RATE_HZ)
+            streamed = judge.word_error_rate(
+                judged.texts, [stream(decoding, u)[0] for u in units], SAMPLE_RATE_HZ)
+            rows.append((judged.label, name, len(judged.texts), judged.seconds, original,
+                         one_shot, streamed))
 
     clips = [clip for judged in sets for clip in judged.audio]
     all_units = [codec.encode(clip) for clip in clips]
@@ -173,16 +183,17 @@ def run(args: argparse.Namespace) -> int:
     load = os.getloadavg()[0]
     print(f"Unit codec, {args.units} units, fitted in {fit_s:.1f} s on {len(fit_audio)} clips "
           f"({fit_seconds / 60:.1f} min: users in sampled training voices, replies in the "
-          f"assistant voice); judged sentences never used for fitting. Machine: "
+          f"assistant voice), its context decoder in {decoder_s:.1f} s on the {len(replies)} "
+          f"replies; judged sentences never used for fitting. Machine: "
           f"{os.cpu_count()} cores, load average {load:.1f}; whole run "
           f"{time.perf_counter() - started:.0f} s.\n")
     if rows:
-        print("| judged set | sentences | audio | WER original | WER round trip | ratio "
-              "| WER streamed round trip |")
-        print("|---|---|---|---|---|---|---|")
-    for label, count, seconds, original, one_shot, streamed in rows:
-        print(f"| {label} | {count} | {seconds:.0f} s | {original:.3f} | {one_shot:.3f} | "
-              f"{one_shot / original:.2f} | {streamed:.3f} |")
+        print("| judged set | decoding | sentences | audio | WER original | WER round trip "
+              "| ratio | WER streamed round trip |")
+        print("|---|---|---|---|---|---|---|---|")
+    for label, name, count, seconds, original, one_shot, streamed in rows:
+        print(f"| {label} | {name} | {count} | {seconds:.0f} s | {original:.3f} | "
+              f"{one_shot:.3f} | {one_shot / original:.2f} | {streamed:.3f} |")
     blas_threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
     print(f"\nSpeed (OPENBLAS_NUM_THREADS={blas_threads}), ms per second of audio, median / "
           f"best over {len(clips)} clips × {args.repeats} rounds: encode "
