@@ -131,10 +131,7 @@ class Conversation:
         started = time.perf_counter()
         samples = check_samples(samples, sample_rate)
         codec_samples = resample(samples, sample_rate, runtime.codec.sample_rate)
-        if bundle.config.input_level_dbfs is not None:
-            codec_samples = fit_level(codec_samples, runtime.codec.sample_rate,
-                                      *bundle.config.input_level_dbfs)
-        user_units = (await asyncio.to_thread(runtime.codec.encode, codec_samples)).tolist()
+        user_units = await asyncio.to_thread(self._user_units, codec_samples)
         prompt = bundle.template.prompt(chain, user_units, self.history, runtime.prompt_budget)
         request = self._request(prompt.ids)
 
@@ -196,6 +193,14 @@ class Conversation:
             output_tokens=record.output_tokens,
             audio_seconds=audio_samples / runtime.codec.sample_rate,
         )
+
+    def _user_units(self, samples: np.ndarray) -> list[int]:
+        """The user's speech at the codec's rate → units, first brought into the bundle's trained
+        level range (off the event loop: both pass over the whole turn)."""
+        codec, level = self.runtime.codec, self.runtime.bundle.config.input_level_dbfs
+        if level is not None:
+            samples = fit_level(samples, codec.sample_rate, *level)
+        return codec.encode(samples).tolist()
 
     def _request(self, prompt_ids: list[int]) -> Request:
         """One engine request for a reply: text sampling outside speech, speech sampling and

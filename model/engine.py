@@ -461,9 +461,10 @@ class Engine:
             slot = self._slots[index]
             prompt = slot.request.prompt_ids
             n = min(budget, len(prompt) - slot.prefilled)
-            chunk = torch.tensor(prompt[slot.prefilled : slot.prefilled + n], device=self.device)
+            piece = prompt[slot.prefilled : slot.prefilled + n]
+            chunk = torch.tensor(piece, device=self.device)
             logits = self.forward.prefill(index, chunk, slot.prefilled)  # (V,)
-            self._cached[index].extend(prompt[slot.prefilled : slot.prefilled + n])
+            self._cached[index].extend(piece)
             slot.prefilled += n
             budget -= n
             if slot.prefilled < len(prompt):

@@ -363,7 +363,10 @@ class UnitCodec(SpeechCodec):
 
     def frame_log_mel(self, units: np.ndarray) -> np.ndarray:
         """The log-mel frames decoding renders for int units (N,): (N, M)."""
-        units = self.check_units(units)
+        return self._rendered_log_mel(self.check_units(units))
+
+    def _rendered_log_mel(self, units: np.ndarray) -> np.ndarray:
+        """`frame_log_mel` for units already checked: (N,) int64 → (N, M)."""
         if self.decoder is None:
             return self.centroids[units]
         context = self.decoder.shape[0] // 2
@@ -391,7 +394,7 @@ class UnitCodec(SpeechCodec):
             return np.zeros(0, dtype=np.float32)
         factor = self.config.hop_samples // self.config.synthesis_hop_samples
         frames = (self._unit_log_magnitude[units] if self.decoder is None
-                  else self._log_magnitude(self.frame_log_mel(units)))  # (N, F)
+                  else self._log_magnitude(self._rendered_log_mel(units)))  # (N, F)
         log_magnitude = _upsample(frames, factor)  # (N * R, F)
         phasor = np.repeat(self._unit_phasor[units], factor, axis=0)  # (N * R, F)
         wav = self._synthesis.griffin_lim(
@@ -440,11 +443,15 @@ class UnitCodec(SpeechCodec):
         centroids = _load_array(centroids_path)
         decoder_path = directory / DECODER_FILE
         decoder = _load_array(decoder_path) if decoder_path.is_file() else None
+        if decoder is not None:
+            try:
+                decoder = _checked_decoder(decoder, config)
+            except ValueError as exc:
+                raise ValueError(f"{decoder_path}: {exc}") from exc
         try:
             return cls(centroids, config, decoder)
         except ValueError as exc:
-            culprit = decoder_path if "decoder" in str(exc) else centroids_path
-            raise ValueError(f"{culprit}: {exc}") from exc
+            raise ValueError(f"{centroids_path}: {exc}") from exc
 
 
 def _load_array(path: Path) -> np.ndarray:

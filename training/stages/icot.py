@@ -79,6 +79,21 @@ def _curriculum_spec(
     )
 
 
+def _run_removal(ctx: StageContext, name: str, model: Any, tokenizer: Any, renderer: Renderer,
+                 render_removed: Callable[..., Rendered],
+                 length: Callable[[TurnItem], int]) -> Path:
+    """Train `model` through a removal curriculum: `render_removed(turn, k, teacher=…)` renders a
+    turn with k tokens removed, `length(turn)` says how many there are to remove. Returns the
+    adapter directory."""
+    teacher = ctx.recipe.stage2.kl_weight > 0
+    spec = _curriculum_spec(
+        ctx, name, renderer,
+        remove=lambda turn, drop: render_removed(turn, drop, teacher=teacher),
+        length=length, pad=pad_id(tokenizer),
+    )
+    return _finish(ctx, name, ctx.run(spec, model, tokenizer).model)
+
+
 def _finish(ctx: StageContext, name: str, model: Any) -> Path:
     out = ctx.final_dir(name) / "adapter"
     if ctx.main:
@@ -101,13 +116,8 @@ def train_icot(ctx: StageContext, stage1_dir: Path) -> Path:
     if ctx.is_done(ICOT):
         return ctx.final_dir(ICOT) / "adapter"
     model, tokenizer, renderer = _new_adapter(ctx, ICOT, stage1_dir)
-    teacher = ctx.recipe.stage2.kl_weight > 0
-    spec = _curriculum_spec(
-        ctx, ICOT, renderer,
-        remove=lambda turn, drop: renderer.icot(turn, drop, teacher=teacher),
-        length=renderer.transcript_len, pad=pad_id(tokenizer),
-    )
-    return _finish(ctx, ICOT, ctx.run(spec, model, tokenizer).model)
+    return _run_removal(ctx, ICOT, model, tokenizer, renderer, renderer.icot,
+                        renderer.transcript_len)
 
 
 def no_cot_steps(ctx: StageContext, renderer: Renderer) -> int:
@@ -145,10 +155,5 @@ def train_aa_icot(ctx: StageContext, stage1_dir: Path, icot_adapter: Path) -> Pa
     base, tokenizer = _load_stage1(ctx, stage1_dir)
     model = load_adapter(base, icot_adapter, merge=False, trainable=True)
     renderer = ctx.renderer(tokenizer, int(base.config.max_position_embeddings))
-    teacher = ctx.recipe.stage2.kl_weight > 0
-    spec = _curriculum_spec(
-        ctx, AA_ICOT, renderer,
-        remove=lambda turn, drop: renderer.aa_icot(turn, drop, teacher=teacher),
-        length=renderer.reply_text_len, pad=pad_id(tokenizer),
-    )
-    return _finish(ctx, AA_ICOT, ctx.run(spec, model, tokenizer).model)
+    return _run_removal(ctx, AA_ICOT, model, tokenizer, renderer, renderer.aa_icot,
+                        renderer.reply_text_len)
