@@ -12,6 +12,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "engine": ("bench.engine", "engine prefill, decode ms/step by batch, weights floor, TTFA"),
     "latency": ("bench.latency", "TTFA over the WebSocket API, A-T-A vs A-T-T-A bundles"),
     "codec": ("bench.codec", "unit codec round-trip WER (Whisper tiny.en), speed, streaming"),
+    "unit-context": ("bench.unit_context",
+                     "unit codec encoder context: cross-voice identification, decoded WER"),
 }
 
 

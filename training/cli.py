@@ -2,6 +2,9 @@
 
     icot train --recipe demo                        # the shipped demo bundles, ≤ 90 min on 2 cores
     icot train --recipe tiny --out /tmp/run --set training.max_steps=2
+    icot train --recipe demo --phase prepare        # codec and corpus (needs espeak-ng), then
+    icot train --recipe demo --phase train          # the stages, e.g. on a GPU machine, then
+    icot train --recipe demo --resume               # export and evaluate where espeak-ng is
     accelerate launch --num_processes 8 -m training.cli --recipe anygpt   # DDP, one GPU each
 
 Heavy imports stay inside `run`, so `icot --help` stays fast. Knows nothing of how stages train.
@@ -28,6 +31,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="evaluate on the first N test dialogues only")
     parser.add_argument("--results", metavar="PATH",
                         help="also write the results page here, e.g. docs/results.md")
+    parser.add_argument("--phase", choices=("all", "prepare", "train"), default="all",
+                        help="prepare: fit the codec and build the corpus, then stop; train: "
+                             "train the stages of a prepared run directory, then stop "
+                             "(no espeak-ng needed); all (default): everything")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -40,13 +47,15 @@ def run(args: argparse.Namespace) -> int:
         recipe = load_recipe(args.recipe, args.overrides)
         options = RunOptions(out=args.out, resume=args.resume, progress=not args.quiet,
                              evaluate=not args.no_eval, eval_limit=args.eval_limit,
-                             results=args.results)
+                             results=args.results, phase=args.phase)
         summary = run_recipe(recipe, options)
     except (RecipeError, RunDirectoryError) as error:
         print(f"icot train: {error}", file=sys.stderr)
         return 2
     if not summary.main:
         return 0
+    if args.phase != "all":
+        print(f"{args.phase} phase done: {summary.run_dir}")
     for label, path in summary.bundles.items():
         print(f"{label}: {path}")
     if summary.results_page is not None:

@@ -7,6 +7,11 @@ enabled baselines and theirs; then evaluate every bundle on the test split and w
 page with its plots. Under `accelerate launch` every process trains; the corpus, the bundles and
 the evaluation are the main process's job while the others wait. Paths in the recipe are relative
 to the working directory (the repository root).
+
+A run can be split across machines (`phase`): `prepare` fits the codec and builds the corpus
+(it needs espeak-ng) and stops; `train` trains the stages on a run directory prepared that way
+(a GPU machine without espeak-ng) and stops before exporting; a later `--resume` on the first
+machine exports and evaluates, skipping every finished stage.
 """
 
 from __future__ import annotations
@@ -25,20 +30,22 @@ import torch
 from model.chain import Chain
 from model.codecs import SpeechCodec, load_codec
 from training.config import Recipe
-from training.data.shards import Corpus
+from training.data.shards import Corpus, CorpusError
 from training.export import export_adapter_bundle, export_cot_bundle, generation_config
-from training.stages.context import StageContext, refuse_existing_run
+from training.stages.context import RunDirectoryError, StageContext, refuse_existing_run
 from training.stages.cot import COT, train_cot
 from training.stages.icot import AA_ICOT, ICOT, NO_COT, train_aa_icot, train_icot, train_no_cot
 from training.stages.stream import iter_turns
 
 CODEC_FIT_DIALOGUES = 300  # training dialogues whose audio the demo's unit codec is fitted on
 CODEC_UNITS = 1024  # the unit codec's default and the size of the anchors' measured round trip
+CODEC_ENCODER_CONTEXT = 2  # frames either side of each encoded frame (docs/codecs.md)
 MIN_FRAMES_PER_UNIT = 4
 CODEC_DIR = "codec"
 LABELS = {COT: "A-T-T-A", ICOT: "A-T-A ICoT", NO_COT: "A-T-A no-CoT", AA_ICOT: "A-A ICoT"}
 BASELINE_DIRS = {NO_COT: "ata-no-cot", AA_ICOT: "aa-icot"}
 EVAL_SPLIT = "test"
+PHASES = ("all", "prepare", "train")
 BARRIER_TIMEOUT_S = 6 * 3600  # processes wait this long for the main one (corpus, export, eval)
 
 
@@ -53,6 +60,8 @@ class RunOptions:
     evaluate: evaluate the bundles and write the results page at the end.
     eval_limit: evaluate on the first N test dialogues only (None: all).
     results: also write the results page here (e.g. docs/results.md).
+    phase: "all"; "prepare" (codec and corpus only); "train" (stages only, on a prepared run
+        directory: nothing is voiced, exported or evaluated).
     """
 
     out: str | Path | None = None
@@ -61,8 +70,11 @@ class RunOptions:
     evaluate: bool = True
     eval_limit: int | None = None
     results: str | Path | None = None
+    phase: str = "all"
 
     def __post_init__(self) -> None:
+        if self.phase not in PHASES:
+            raise ValueError(f"phase must be one of {', '.join(PHASES)}, got {self.phase!r}")
         if self.eval_limit is not None and self.eval_limit < 1:
             raise ValueError(f"eval_limit must be ≥ 1, got {self.eval_limit}")
 
@@ -120,7 +132,7 @@ def fit_demo_codec(recipe: Recipe, directory: Path, progress: bool) -> SpeechCod
     from training.data.domain import every_reply
 
     clips = codec_fit_audio(demo_spec(recipe), CODEC_FIT_DIALOGUES)
-    config = UnitCodecConfig()
+    config = UnitCodecConfig(encoder_context=CODEC_ENCODER_CONTEXT)
     frames = sum(clip.size for clip in clips) // config.hop_samples
     codec = UnitCodec.fit(clips, units=codec_units(frames), seed=recipe.training.seed,
                           progress=progress, config=config)
@@ -147,12 +159,17 @@ def demo_input_level(recipe: Recipe) -> tuple[float, float]:
     return round(float(low), 1), round(float(high), 1)
 
 
-def prepare_codec(recipe: Recipe, run_dir: Path, accelerator: Any, progress: bool) -> SpeechCodec:
-    """The recipe's codec: model.codec_path, or the unit codec fitted into run_dir/codec."""
+def prepare_codec(recipe: Recipe, run_dir: Path, accelerator: Any, progress: bool,
+                  build: bool = True) -> SpeechCodec:
+    """The recipe's codec: model.codec_path, or the unit codec fitted into run_dir/codec
+    (without `build`, one that a `prepare` phase fitted there)."""
     model = recipe.model
     if model.codec_path is not None:
         return load_codec(model.codec_kind, model.codec_path)
     directory = run_dir / CODEC_DIR
+    if not build and not directory.is_dir():
+        raise RunDirectoryError(f"{directory} is missing: prepare the run first "
+                                "(`icot train --phase prepare`, on a machine with espeak-ng)")
     if accelerator.is_main_process and not directory.is_dir():
         tmp = directory.with_name(CODEC_DIR + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -163,9 +180,16 @@ def prepare_codec(recipe: Recipe, run_dir: Path, accelerator: Any, progress: boo
 
 
 def prepare_corpus(recipe: Recipe, codec: SpeechCodec, accelerator: Any,
-                   progress: bool) -> Corpus:
-    """Build (or resume) the recipe's corpus on the main process; every process opens it."""
+                   progress: bool, build: bool = True) -> Corpus:
+    """Build (or resume) the recipe's corpus on the main process; every process opens it
+    (without `build`, only opens the corpus a `prepare` phase built)."""
     data = recipe.data
+    if not build:
+        try:
+            return Corpus.open(data.corpus_dir)
+        except CorpusError as error:
+            raise RunDirectoryError(f"{error} (prepare the run first: `icot train --phase "
+                                    "prepare`, on a machine with espeak-ng)") from error
     if accelerator.is_main_process:
         if data.source == "demo":
             from training.data.demo_corpus import build_demo_corpus
@@ -221,14 +245,20 @@ def run_recipe(recipe: Recipe, options: RunOptions | None = None) -> RunSummary:
         refuse_existing_run(run_dir, stages)
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-    codec = prepare_codec(recipe, run_dir, accelerator, options.progress)
-    corpus = prepare_corpus(recipe, codec, accelerator, options.progress)
+    build = options.phase != "train"
+    codec = prepare_codec(recipe, run_dir, accelerator, options.progress, build)
+    corpus = prepare_corpus(recipe, codec, accelerator, options.progress, build)
+    summary = RunSummary(run_dir, main=accelerator.is_main_process)
+    if options.phase == "prepare":
+        return summary
     ctx = StageContext(recipe, run_dir, corpus, accelerator, codec.vocab_size,
                        resume=options.resume, progress=options.progress)
 
     paths = bundle_paths(recipe, run_dir)
-    summary = RunSummary(run_dir, main=ctx.main)
     stage1_dir = train_cot(ctx)
+    if options.phase == "train":
+        train_adapters(ctx, stages, stage1_dir)
+        return summary
     if ctx.main:
         from transformers import AutoConfig
 
@@ -241,13 +271,7 @@ def run_recipe(recipe: Recipe, options: RunOptions | None = None) -> RunSummary:
     accelerator.wait_for_everyone()
     summary.bundles[LABELS[COT]] = paths[COT]
 
-    adapters: dict[str, Path] = {}
-    if ICOT in stages:
-        adapters[ICOT] = train_icot(ctx, stage1_dir)
-    if NO_COT in stages:
-        adapters[NO_COT] = train_no_cot(ctx, stage1_dir)
-    if AA_ICOT in stages:
-        adapters[AA_ICOT] = train_aa_icot(ctx, stage1_dir, adapters[ICOT])
+    adapters = train_adapters(ctx, stages, stage1_dir)
     chains = {ICOT: Chain.ATA, NO_COT: Chain.ATA, AA_ICOT: Chain.AA}
     if ctx.main:
         for name, adapter in adapters.items():
@@ -259,6 +283,18 @@ def run_recipe(recipe: Recipe, options: RunOptions | None = None) -> RunSummary:
         evaluate_run(recipe, summary, options)
     accelerator.wait_for_everyone()
     return summary
+
+
+def train_adapters(ctx: StageContext, stages: list[str], stage1_dir: Path) -> dict[str, Path]:
+    """Train the enabled stages on top of stage 1; their adapter directories by stage name."""
+    adapters: dict[str, Path] = {}
+    if ICOT in stages:
+        adapters[ICOT] = train_icot(ctx, stage1_dir)
+    if NO_COT in stages:
+        adapters[NO_COT] = train_no_cot(ctx, stage1_dir)
+    if AA_ICOT in stages:
+        adapters[AA_ICOT] = train_aa_icot(ctx, stage1_dir, adapters[ICOT])
+    return adapters
 
 
 def machine_description() -> str:

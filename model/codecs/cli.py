@@ -30,6 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--seed", type=int, default=0, help="k-means seed (default 0)")
     fit.add_argument("--iterations", type=int, default=30,
                      help="most k-means iterations (default 30; stops early when stable)")
+    fit.add_argument("--encoder-context", type=int, default=0,
+                     help="log-mel frames either side each unit is fitted and encoded with "
+                          "(default 0; the demo uses 2, which is less speaker-dependent)")
     fit.add_argument("--decoder-audio", type=Path,
                      help="folder of speech in the voice the codec will speak in: fit a context "
                           "decoder on it (clearer decoded speech in that voice)")
@@ -75,7 +78,9 @@ def _fit(args: argparse.Namespace) -> int:
     voice = _clips(args.decoder_audio, rate) if args.decoder_audio is not None else None
     seconds = sum(clip.size for clip in clips) / rate
     started = time.perf_counter()
-    codec = UnitCodec.fit(clips, units=args.units, seed=args.seed, iterations=args.iterations)
+    config = UnitCodecConfig(encoder_context=args.encoder_context)
+    codec = UnitCodec.fit(clips, units=args.units, seed=args.seed, iterations=args.iterations,
+                          config=config)
     if voice is not None:
         codec = codec.fit_decoder(voice, context=args.decoder_context)
     codec.save(args.out)

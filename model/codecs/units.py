@@ -1,13 +1,14 @@
 """The embedded demo codec: 16 kHz log-mel frames at 50 Hz ↔ k-means units, Griffin-Lim decoding.
 
-Encoding maps each 20 ms frame's log-mel spectrum to its nearest of K centroids (k-means fitted on
-our own audio with `UnitCodec.fit`). Decoding turns each frame's unit back into a log-mel frame —
-its centroid, plus, when a context decoder is fitted (`fit_decoder`, on the voice the codec will
-speak in), corrections looked up from the unit and its neighbours — then into a linear magnitude
-spectrum (mel pseudo-inverse), interpolates it to a 10 ms synthesis hop and recovers a waveform
-with fast Griffin-Lim (momentum). Numpy and scipy.fft only (scipy's float32 FFTs run
-several times faster than numpy's here). This module must not touch LLMs, bundles or the server.
-See docs/codecs.md for the design and measured quality.
+Encoding maps each 20 ms frame's log-mel spectrum — stacked with `encoder_context` frames either
+side, so that a unit describes a frame in its phonetic context — to its nearest of K centroids
+(k-means fitted on our own audio with `UnitCodec.fit`). Decoding turns each frame's unit back into
+a log-mel frame — the centre frame of its centroid, plus, when a context decoder is fitted
+(`fit_decoder`, on the voice the codec will speak in), corrections looked up from the unit and its
+neighbours — then into a linear magnitude spectrum (mel pseudo-inverse), interpolates it to a
+10 ms synthesis hop and recovers a waveform with fast Griffin-Lim (momentum). Numpy and scipy.fft
+only (scipy's float32 FFTs run several times faster than numpy's here). This module must not
+touch LLMs, bundles or the server. See docs/codecs.md for the design and measured quality.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class UnitCodecConfig:
         held-out speech 16 iterations were as intelligible as 32 or 64, at half the time of 32.
     phase_seed: seeds the per-unit initial phases, so decoding is a pure function of the units
         and overlapping streaming windows start from the same phases.
+    encoder_context: log-mel frames either side stacked into each encoded frame's features (the
+        clip's edge frames repeated past its ends); centroids then have (2c + 1) · mels values,
+        the centre frame's first. With 2, units told utterances by other voices apart far better
+        than single-frame units (docs/codecs.md, "Encoder context").
     """
 
     units: int = 1024
@@ -68,6 +73,7 @@ class UnitCodecConfig:
     griffin_lim_iterations: int = 16
     griffin_lim_momentum: float = 0.99
     phase_seed: int = 0
+    encoder_context: int = 0
 
     def __post_init__(self) -> None:
         if self.units < 2:
@@ -87,6 +93,8 @@ class UnitCodecConfig:
             raise ValueError(f"mels must lie in 1..{self.window_samples // 2}, got {self.mels}")
         if self.power_floor <= 0:
             raise ValueError(f"power_floor must be > 0, got {self.power_floor}")
+        if self.encoder_context < 0:
+            raise ValueError(f"encoder_context must be ≥ 0, got {self.encoder_context}")
         if self.griffin_lim_iterations < 1:
             raise ValueError("griffin_lim_iterations must be ≥ 1")
         if not 0.0 <= self.griffin_lim_momentum < 1.0:
@@ -193,6 +201,18 @@ class _LogMel:
         return np.log(power @ self.filterbank.T + self.config.power_floor)  # (N, M)
 
 
+def stacked_frames(log_mel: np.ndarray, context: int) -> np.ndarray:
+    """(N, M) frames → (N, (2c + 1) · M) encoder features: frame t, then frames t − c … t + c
+    but t itself, edge frames repeated past either end. The centre frame comes first, so a
+    centroid's first M values are the mean frame its unit stands for."""
+    if context == 0:
+        return log_mel
+    count = log_mel.shape[0]
+    padded = np.pad(log_mel, ((context, context), (0, 0)), mode="edge")  # (N + 2c, M)
+    offsets = [context] + [d for d in range(2 * context + 1) if d != context]
+    return np.concatenate([padded[d:d + count] for d in offsets], axis=1)
+
+
 def fit_kmeans(
     points: np.ndarray, clusters: int, *, seed: int, iterations: int, progress: bool
 ) -> np.ndarray:
@@ -265,6 +285,9 @@ def _nearest(points: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.
 class UnitCodec(SpeechCodec):
     """16 kHz mono ↔ units in [0, K) at 50 per second, with K learned log-mel centroids.
 
+    centroids: float32 (K, (2c + 1) · mels), c = config.encoder_context: the encoder's features'
+        means (`stacked_frames`); the first mels values of each are the frame its unit decodes to.
+
     decoder: optional context decoder, float32 (2c + 1, K + 1, mels): row [d, u] is the log-mel
         correction a frame receives when the unit d - c frames away is u (row K: past either
         end). Decoding frame t adds the c-neighbourhood's corrections to centroid[unit t].
@@ -280,15 +303,17 @@ class UnitCodec(SpeechCodec):
     ) -> None:
         config = config or UnitCodecConfig(units=int(np.asarray(centroids).shape[0]))
         centroids = np.asarray(centroids, dtype=np.float32)
-        if centroids.shape != (config.units, config.mels):
+        width = (2 * config.encoder_context + 1) * config.mels
+        if centroids.shape != (config.units, width):
             raise ValueError(
-                f"centroids must have shape (units={config.units}, mels={config.mels}), "
-                f"got {centroids.shape}"
+                f"centroids must have shape (units={config.units}, (2 · encoder_context + 1) · "
+                f"mels={width}), got {centroids.shape}"
             )
         if not np.all(np.isfinite(centroids)):
             raise ValueError("centroids contain NaN or infinite values")
         self.config = config
-        self.centroids = centroids  # (K, M)
+        self.centroids = centroids  # (K, D)
+        self.frame_centroids = centroids[:, :config.mels]  # (K, M): what each unit decodes to
         self.decoder = None if decoder is None else _checked_decoder(decoder, config)
         self.sample_rate = config.sample_rate_hz
         self.frame_rate = config.sample_rate_hz // config.hop_samples
@@ -298,7 +323,7 @@ class UnitCodec(SpeechCodec):
         self._synthesis = _Spectral(config.window_samples, config.synthesis_hop_samples)
         self._centroid_norms = (centroids**2).sum(axis=1)  # (K,)
         self._mel_inverse = np.linalg.pinv(self._log_mel.filterbank).T.astype(np.float32)  # (M, F)
-        self._unit_log_magnitude = self._log_magnitude(centroids)  # (K, F)
+        self._unit_log_magnitude = self._log_magnitude(self.frame_centroids)  # (K, F)
         phase = np.random.default_rng(config.phase_seed).uniform(
             -np.pi, np.pi, self._unit_log_magnitude.shape)
         self._unit_phasor = np.exp(1j * phase).astype(np.complex64)  # (K, F)
@@ -321,12 +346,14 @@ class UnitCodec(SpeechCodec):
         progress: bool = True,
         config: UnitCodecConfig | None = None,
     ) -> UnitCodec:
-        """Fit K = `units` centroids on the log-mel frames of `audio` (float32 (T,) at 16 kHz)."""
+        """Fit K = `units` centroids on the encoder features of `audio` (float32 (T,) clips at
+        16 kHz): log-mel frames, stacked with their neighbours when config.encoder_context > 0."""
         config = replace(config or UnitCodecConfig(), units=units)
         if not audio:
             raise ValueError("fit needs at least one audio clip")
         log_mel = _LogMel(config)
-        frames = np.concatenate([log_mel(_checked(clip)) for clip in audio])  # (n, M)
+        frames = np.concatenate([stacked_frames(log_mel(_checked(clip)), config.encoder_context)
+                                 for clip in audio])  # (n, D)
         centroids = fit_kmeans(frames, units, seed=seed, iterations=iterations, progress=progress)
         return cls(centroids, config)
 
@@ -350,7 +377,7 @@ class UnitCodec(SpeechCodec):
         moments = np.zeros((width * rows, self.config.mels))  # (W·R, M): X^T Y
         for clip in audio:
             units = self.encode(clip)  # (N,)
-            residual = self.log_mel(clip) - self.centroids[units]  # (N, M)
+            residual = self.log_mel(clip) - self.frame_centroids[units]  # (N, M)
             active = _neighbour_rows(units, context, self.vocab_size)  # (N, W): one-hot columns
             for d in range(width):
                 np.add.at(moments, active[:, d], residual)
@@ -368,11 +395,11 @@ class UnitCodec(SpeechCodec):
     def _rendered_log_mel(self, units: np.ndarray) -> np.ndarray:
         """`frame_log_mel` for units already checked: (N,) int64 → (N, M)."""
         if self.decoder is None:
-            return self.centroids[units]
+            return self.frame_centroids[units]
         context = self.decoder.shape[0] // 2
         active = _neighbour_rows(units, context, self.vocab_size)  # (N, W)
         flat = self.decoder.reshape(-1, self.config.mels)  # (W·R, M)
-        return self.centroids[units] + flat[active].sum(axis=1)
+        return self.frame_centroids[units] + flat[active].sum(axis=1)
 
     def log_mel(self, samples: np.ndarray) -> np.ndarray:
         """The features the units quantize: float32 (T,) → log-mel (ceil(T / 320), mels)."""
@@ -383,7 +410,7 @@ class UnitCodec(SpeechCodec):
         samples = _checked(samples)
         if samples.size == 0:
             return np.zeros(0, dtype=np.int64)
-        features = self._log_mel(samples)  # (N, M)
+        features = stacked_frames(self._log_mel(samples), self.config.encoder_context)  # (N, D)
         scores = self._centroid_norms[None, :] - 2.0 * (features @ self.centroids.T)  # (N, K)
         return scores.argmin(axis=1).astype(np.int64)
 

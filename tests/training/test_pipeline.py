@@ -17,6 +17,7 @@ from model.bundle import Bundle, read_config
 from model.chain import Chain
 from training.cli import main as train_main
 from training.config import load_recipe
+from training.data.shards import Corpus
 from training.schedule import OptimizerReset
 from training.stages.loop import read_log
 
@@ -146,6 +147,31 @@ def test_two_gloo_processes_train_and_export_once(run, work):
     ratio = sum(e["target_tokens"] for e in double) / sum(e["target_tokens"] for e in single)
     assert 1.4 < ratio < 2.6
     assert Bundle.load(work / "ddp" / "bundles" / "icot").chain is Chain.ATA
+
+
+def test_a_run_split_across_machines_trains_without_espeak_then_exports_on_resume(
+        work, monkeypatch, capsys):
+    out = work / "split" / "run"
+    args = ["--recipe", "tiny", "--out", str(out), "--quiet", *overrides(work, "split"),
+            "--set", f"data.corpus_dir={work / 'split' / 'corpus'}",
+            "--set", "baselines.aa_icot=false"]
+    assert train_main([*args, "--phase", "train"]) == 2  # nothing prepared yet
+    assert "--phase prepare" in capsys.readouterr().err
+    assert train_main([*args, "--phase", "prepare"]) == 0
+    assert (out / "codec" / "config.json").is_file()
+    assert Corpus.open(work / "split" / "corpus").count("train") > 0
+    assert not (out / "stage1").exists()
+    with monkeypatch.context() as patch:
+        patch.setenv("PATH", str(work / "split"))  # no espeak-ng (nor anything else) on PATH
+        assert train_main([*args, "--phase", "train"]) == 0
+    for stage in ("stage1", "stage2", "no_cot"):
+        assert (out / stage / "final" / "DONE").is_file()
+    assert not (work / "split" / "bundles").exists()
+    stage1_log = (out / "stage1" / "log.jsonl").read_text()
+    assert train_main([*args, "--resume", "--no-eval"]) == 0
+    assert (out / "stage1" / "log.jsonl").read_text() == stage1_log  # nothing retrained
+    assert Bundle.load(work / "split" / "bundles" / "icot").chain is Chain.ATA
+    assert read_config(work / "split" / "bundles" / "cot").input_level_dbfs is not None
 
 
 def write_soda(directory: Path, n_units: int) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from model.codecs import load_codec
-from model.codecs.units import UnitCodec, UnitCodecConfig, fit_kmeans
+from model.codecs.units import UnitCodec, UnitCodecConfig, fit_kmeans, stacked_frames
 from training.data.domain import single_turns
 from training.data.synth import (
     ASSISTANT_VOICE,
@@ -34,6 +34,13 @@ def speech() -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def small_codec(speech: list[np.ndarray]) -> UnitCodec:
     return UnitCodec.fit(speech, units=64, seed=0, iterations=10, progress=False)
+
+
+@pytest.fixture(scope="module")
+def stacked_codec(speech: list[np.ndarray]) -> UnitCodec:
+    """Units fitted on each frame with two neighbours either side."""
+    return UnitCodec.fit(speech, units=64, seed=0, iterations=10, progress=False,
+                         config=UnitCodecConfig(encoder_context=2))
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +137,7 @@ def test_kmeans_keeps_every_cluster_in_use() -> None:
     assert sorted(found[:, 0].round(3).tolist()) == list(range(10))
 
 
-@pytest.mark.parametrize("name", ["small_codec", "context_codec"])
+@pytest.mark.parametrize("name", ["small_codec", "context_codec", "stacked_codec"])
 def test_save_and_load_round_trip(name: str, request, tmp_path: Path) -> None:
     codec = request.getfixturevalue(name)
     codec.save(tmp_path / "codec")
@@ -214,9 +221,34 @@ def test_config_validates_itself() -> None:
         UnitCodecConfig(units=1)
     with pytest.raises(ValueError, match="power_floor"):
         UnitCodecConfig(power_floor=0.0)
+    with pytest.raises(ValueError, match="encoder_context"):
+        UnitCodecConfig(encoder_context=-1)
 
 
-@pytest.mark.parametrize("name", ["small_codec", "context_codec"])
+def test_stacked_frames_put_the_centre_first_and_repeat_the_edges() -> None:
+    frames = np.arange(4, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)  # (4, 2)
+    stacked = stacked_frames(frames, 1)  # centre, previous, next
+    assert stacked[:, ::2].tolist() == [[0, 0, 1], [1, 0, 2], [2, 1, 3], [3, 2, 3]]
+    assert stacked_frames(frames, 0) is frames
+
+
+def test_encoder_context_units_decode_to_their_centre_frame(
+    stacked_codec: UnitCodec, speech: list[np.ndarray]
+) -> None:
+    """Centroids hold 5 frames; a unit decodes to the first (its own frame), and each unit is
+    the nearest centroid to the frame stacked with its neighbours."""
+    assert stacked_codec.centroids.shape == (64, 5 * 80)
+    units = stacked_codec.encode(speech[0])
+    assert np.array_equal(stacked_codec.frame_log_mel(units),
+                          stacked_codec.centroids[units, :80])
+    features = stacked_frames(stacked_codec.log_mel(speech[0]), 2)  # (N, 400)
+    distances = ((features[:, None] - stacked_codec.centroids[None]) ** 2).sum(axis=2)
+    assert np.array_equal(units, distances.argmin(axis=1))
+    with pytest.raises(ValueError, match="400"):
+        UnitCodec(stacked_codec.centroids[:, :80], stacked_codec.config)
+
+
+@pytest.mark.parametrize("name", ["small_codec", "context_codec", "stacked_codec"])
 def test_streaming_decode_matches_length_and_stays_close(name: str, request,
                                                         speech: list[np.ndarray]) -> None:
     codec = request.getfixturevalue(name)

@@ -1,0 +1,142 @@
+"""Benchmark the unit codec's encoder context: how much units depend on the speaker, and what
+decoding loses.
+
+Run: `python -m bench.unit_context [--contexts 0 1 2 3] [--units 1024] [--utterances 100]`
+For each encoder context c (log-mel frames either side stacked into each encoded frame), fits a
+codec on the audio the demo recipe fits its codec on (the user turns of its first 300 training
+dialogues and their replies), then measures:
+- cross-voice identification: `--utterances` demo questions, each spoken by three sampled
+  training voices, are the references; the same questions spoken by one more training voice and
+  by two held-out voices are the queries. A query is identified when the reference nearest by
+  normalized edit distance between the run-collapsed unit sequences has its text. The demo's
+  questions differ in one word at a time (`what is two plus six` / `… plus seven`), so this asks
+  whether units keep those words apart across voices, which is the demo model's weak point;
+- decoding: the context decoder (±1) fitted on every assistant reply but 60 held out, and the
+  Whisper tiny.en WER of those 60 decoded from their units.
+Prints Markdown for docs/codecs.md. Writes nothing to disk and downloads nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # the heavy imports stay inside `run`, so `icot bench --help` stays fast
+    from model.codecs.units import UnitCodec
+
+REFERENCE_VOICES = 3  # training voices per question among the references
+HELD_OUT_QUERIES = 2  # held-out voices per question among the queries
+JUDGED_REPLIES = 60  # replies kept out of the context decoder's fit and judged by Whisper
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--contexts", type=int, nargs="+", default=[0, 1, 2, 3],
+                        help="encoder contexts to compare (default 0 1 2 3)")
+    parser.add_argument("--units", type=int, default=1024, help="codec units K (default 1024)")
+    parser.add_argument("--utterances", type=int, default=100,
+                        help="distinct questions identified (default 100)")
+    parser.add_argument("--seed", type=int, default=0, help="voice and question sampling seed")
+
+
+def collapsed(units: np.ndarray) -> list[int]:
+    """Units with each run of repeats kept once: (N,) → the sequence of distinct runs."""
+    keep = np.ones(units.size, dtype=bool)
+    keep[1:] = units[1:] != units[:-1]
+    return units[keep].tolist()
+
+
+def identified_share(codec: UnitCodec, references: list[tuple[str, np.ndarray]],
+                     queries: list[tuple[str, np.ndarray]]) -> float:
+    """Share of queries whose nearest reference (edit distance of collapsed units) has their
+    text."""
+    from rapidfuzz.distance import Levenshtein
+
+    encoded = [(text, collapsed(codec.encode(clip))) for text, clip in references]
+    hits = 0
+    for text, clip in queries:
+        units = collapsed(codec.encode(clip))
+        distances = [Levenshtein.normalized_distance(units, ref) for _, ref in encoded]
+        hits += encoded[int(np.argmin(distances))][0] == text
+    return hits / len(queries)
+
+
+def spoken(texts: list[str], voices: list) -> list[tuple[str, np.ndarray]]:
+    """(text, trimmed audio) for each text and its espeak-ng voice in turn."""
+    from training.data.demo_corpus import trim_silence
+    from training.data.synth import synthesize_many
+
+    items = [(text, voice) for text, voice in zip(texts, voices, strict=True)]
+    return [(text, trim_silence(clip))
+            for (text, _), clip in zip(items, synthesize_many(items), strict=True)]
+
+
+def run(args: argparse.Namespace) -> int:
+    from model.codecs.units import UnitCodec, UnitCodecConfig
+    from training.config import load_recipe
+    from training.data.demo_corpus import codec_fit_audio, reply_audio
+    from training.data.domain import every_reply, single_turns
+    from training.data.synth import HELD_OUT_VOICES, SAMPLE_RATE_HZ, Voice, sample_training_voice
+    from training.intelligibility import WhisperJudge
+    from training.pipeline import CODEC_FIT_DIALOGUES, demo_spec
+
+    started = time.perf_counter()
+    rng = random.Random(args.seed)
+    questions = [turn.user for turn in rng.sample(single_turns(), args.utterances)]
+    references = spoken([q for q in questions for _ in range(REFERENCE_VOICES)],
+                        [sample_training_voice(rng) for _ in questions * REFERENCE_VOICES])
+    training_queries = spoken(questions, [sample_training_voice(rng) for _ in questions])
+
+    def held_out_voice() -> Voice:
+        voice = rng.choice(HELD_OUT_VOICES)
+        return Voice(voice.language, voice.variant, sample_training_voice(rng).speed_wpm,
+                     sample_training_voice(rng).pitch)
+
+    held_out_queries = spoken([q for q in questions for _ in range(HELD_OUT_QUERIES)],
+                              [held_out_voice() for _ in questions * HELD_OUT_QUERIES])
+    fit_audio = codec_fit_audio(demo_spec(load_recipe("demo")), CODEC_FIT_DIALOGUES)
+    replies = every_reply()
+    rng.shuffle(replies)
+    judged, fitted = replies[:JUDGED_REPLIES], replies[JUDGED_REPLIES:]
+    judge = WhisperJudge()
+
+    rows = []
+    for context in args.contexts:
+        fit_started = time.perf_counter()
+        codec = UnitCodec.fit(fit_audio, units=args.units, seed=args.seed, progress=False,
+                              config=UnitCodecConfig(encoder_context=context))
+        fit_s = time.perf_counter() - fit_started
+        decoding = codec.fit_decoder([reply_audio(reply) for reply in fitted])
+        decoded = [decoding.decode(decoding.encode(reply_audio(reply))) for reply in judged]
+        rows.append((context, fit_s,
+                     identified_share(codec, references, training_queries),
+                     identified_share(codec, references, held_out_queries),
+                     judge.word_error_rate(judged, decoded, SAMPLE_RATE_HZ)))
+
+    seconds = sum(clip.size for clip in fit_audio) / SAMPLE_RATE_HZ
+    print(f"Unit codecs of {args.units} units fitted on {len(fit_audio)} clips "
+          f"({seconds / 60:.1f} min) as the demo recipe fits its codec; {args.utterances} "
+          f"questions × {REFERENCE_VOICES} training voices as references, {args.utterances} "
+          f"training-voice and {args.utterances * HELD_OUT_QUERIES} held-out-voice queries; "
+          f"{JUDGED_REPLIES} held-out replies decoded. Machine: {os.cpu_count()} cores; whole "
+          f"run {time.perf_counter() - started:.0f} s.\n")
+    print("| encoder context | k-means fit | identified, training voice | identified, held-out "
+          "voices | WER of decoded replies |")
+    print("|---|---|---|---|---|")
+    for context, fit_s, training, held_out, wer in rows:
+        print(f"| ±{context} | {fit_s:.0f} s | {training:.1%} | {held_out:.1%} | {wer:.1%} |")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    configure(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
