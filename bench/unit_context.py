@@ -11,8 +11,8 @@ dialogues and their replies), then measures:
   normalized edit distance between the run-collapsed unit sequences has its text. The demo's
   questions differ in one word at a time (`what is two plus six` / `… plus seven`), so this asks
   whether units keep those words apart across voices, which is the demo model's weak point;
-- decoding: the context decoder (±1) fitted on every assistant reply but 60 held out, and the
-  Whisper tiny.en WER of those 60 decoded from their units.
+- decoding: context decoders (±1 and ±2 units) fitted on every assistant reply but 60 held out,
+  and the Whisper tiny.en WER of those 60 decoded from their units.
 Prints Markdown for docs/codecs.md. Writes nothing to disk and downloads nothing.
 """
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the heavy imports stay inside `run`, so `icot bench --help`
 REFERENCE_VOICES = 3  # training voices per question among the references
 HELD_OUT_QUERIES = 2  # held-out voices per question among the queries
 JUDGED_REPLIES = 60  # replies kept out of the context decoder's fit and judged by Whisper
+DECODER_CONTEXTS = (1, 2)  # context decoders compared on each codec
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -110,12 +111,15 @@ def run(args: argparse.Namespace) -> int:
         codec = UnitCodec.fit(fit_audio, units=args.units, seed=args.seed, progress=False,
                               config=UnitCodecConfig(encoder_context=context))
         fit_s = time.perf_counter() - fit_started
-        decoding = codec.fit_decoder([reply_audio(reply) for reply in fitted])
-        decoded = [decoding.decode(decoding.encode(reply_audio(reply))) for reply in judged]
+        wers = []
+        for decoder_context in DECODER_CONTEXTS:
+            decoding = codec.fit_decoder([reply_audio(reply) for reply in fitted],
+                                         context=decoder_context)
+            decoded = [decoding.decode(decoding.encode(reply_audio(reply))) for reply in judged]
+            wers.append(judge.word_error_rate(judged, decoded, SAMPLE_RATE_HZ))
         rows.append((context, fit_s,
                      identified_share(codec, references, training_queries),
-                     identified_share(codec, references, held_out_queries),
-                     judge.word_error_rate(judged, decoded, SAMPLE_RATE_HZ)))
+                     identified_share(codec, references, held_out_queries), wers))
 
     seconds = sum(clip.size for clip in fit_audio) / SAMPLE_RATE_HZ
     print(f"Unit codecs of {args.units} units fitted on {len(fit_audio)} clips "
@@ -125,10 +129,12 @@ def run(args: argparse.Namespace) -> int:
           f"{JUDGED_REPLIES} held-out replies decoded. Machine: {os.cpu_count()} cores; whole "
           f"run {time.perf_counter() - started:.0f} s.\n")
     print("| encoder context | k-means fit | identified, training voice | identified, held-out "
-          "voices | WER of decoded replies |")
-    print("|---|---|---|---|---|")
-    for context, fit_s, training, held_out, wer in rows:
-        print(f"| ±{context} | {fit_s:.0f} s | {training:.1%} | {held_out:.1%} | {wer:.1%} |")
+          "voices | " + " | ".join(f"WER of decoded replies, decoder ±{c}"
+                                   for c in DECODER_CONTEXTS) + " |")
+    print("|---|---|---|---|" + "---|" * len(DECODER_CONTEXTS))
+    for context, fit_s, training, held_out, wers in rows:
+        print(f"| ±{context} | {fit_s:.0f} s | {training:.1%} | {held_out:.1%} | "
+              + " | ".join(f"{wer:.1%}" for wer in wers) + " |")
     return 0
 
 

@@ -40,6 +40,7 @@ from training.stages.stream import iter_turns
 CODEC_FIT_DIALOGUES = 300  # training dialogues whose audio the demo's unit codec is fitted on
 CODEC_UNITS = 1024  # the unit codec's default and the size of the anchors' measured round trip
 CODEC_ENCODER_CONTEXT = 2  # frames either side of each encoded frame (docs/codecs.md)
+CODEC_DECODER_CONTEXT = 2  # units either side the context decoder reads (±1 suits ±0 encoders)
 MIN_FRAMES_PER_UNIT = 4
 CODEC_DIR = "codec"
 LABELS = {COT: "A-T-T-A", ICOT: "A-T-A ICoT", NO_COT: "A-T-A no-CoT", AA_ICOT: "A-A ICoT"}
@@ -138,7 +139,8 @@ def fit_demo_codec(recipe: Recipe, directory: Path, progress: bool) -> SpeechCod
                           progress=progress, config=config)
     replies = every_reply()
     prefetch_replies(replies)
-    codec = codec.fit_decoder([reply_audio(reply) for reply in replies])
+    codec = codec.fit_decoder([reply_audio(reply) for reply in replies],
+                              context=CODEC_DECODER_CONTEXT)
     codec.save(directory)
     return codec
 
