@@ -180,7 +180,10 @@ class RequestHandle:
         self.tokens.append(token)
         self._notify()
 
-    def _finish(self, reason: FinishReason, error: BaseException | None = None) -> None:
+    def _finish(self, reason: FinishReason, error: BaseException | None = None,
+                last_token: int | None = None) -> None:
+        if last_token is not None:
+            self.tokens.append(last_token)
         self.error = error
         self.finish_reason = reason
         self._done.set()
@@ -496,23 +499,38 @@ class Engine:
             self._accept(row, token)
 
     def _accept(self, index: int, token: int) -> None:
-        """Deliver a sampled token, follow segments, and end the request if it is done."""
+        """Deliver a sampled token, follow segments, and end the request if it is done.
+
+        A request's last token is delivered with its end, after its slot is freed: a client
+        that stops reading at that token and submits its next turn at once finds the slot free
+        (before, a one-slot engine could answer that turn with EngineBusy).
+        """
         slot = self._slots[index]
         request = slot.request
+        reason = self._end_reason(slot, token)
+        if reason is not None:
+            self._release(index, reason, last_token=token)
+            return
         slot.handle._push(token)
         segment = request.segment_after(slot.segment, token)
         if segment != slot.segment:
             slot.segment = segment
             self._apply_segment(index)
-        if token in request.stop_ids:
-            self._release(index, "stop")
-        elif len(slot.handle.tokens) >= request.max_new_tokens:
-            self._release(index, "max_tokens")
-        elif slot.position >= self.config.max_seq_len:
-            self._release(index, "length")
 
-    def _release(self, index: int, reason: FinishReason, error: BaseException | None = None):
-        """Free the slot first, then tell the request, so a finished request's slot is free."""
+    def _end_reason(self, slot: _Slot, token: int) -> FinishReason | None:
+        """Why the request ends with `token` (not yet delivered), or None if it goes on."""
+        if token in slot.request.stop_ids:
+            return "stop"
+        if len(slot.handle.tokens) + 1 >= slot.request.max_new_tokens:
+            return "max_tokens"
+        if slot.position >= self.config.max_seq_len:
+            return "length"
+        return None
+
+    def _release(self, index: int, reason: FinishReason, error: BaseException | None = None,
+                 last_token: int | None = None):
+        """Free the slot first, then tell the request (handing it `last_token`, if any), so a
+        finished request's slot is free by the time its consumer sees the end."""
         slot = self._slots[index]
         self._slots[index] = None
         if index in self._prefill_queue:
@@ -520,7 +538,7 @@ class Engine:
         self.runner.positions[index] = self.forward.cache.scratch_position
         with self._lock:
             self._queues.reserved -= 1
-        slot.handle._finish(reason, error)
+        slot.handle._finish(reason, error, last_token)
 
     def _fail_all(self, error: Exception) -> None:
         for cached in self._cached:  # a failed step may have left any row half-written

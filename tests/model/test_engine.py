@@ -301,6 +301,30 @@ def test_stop_id_ends_generation_and_is_emitted(model_dir):
     assert handle.finish_reason == "stop"
 
 
+@pytest.mark.parametrize("ending", ["stop", "max_tokens"])
+def test_the_last_token_becomes_visible_only_once_the_slot_is_free(model_dir, ending):
+    """A consumer that stops at the last token and submits its next turn at once (as a
+    conversation does) must find the slot free: every token is recorded with the free slot
+    count at the moment it becomes readable."""
+    ids = prompt(12, seed=10)
+    (free,) = run(make_engine(model_dir), Request(ids, max_new_tokens=20))
+    engine = make_engine(model_dir, max_slots=1)
+    request = (Request(ids, max_new_tokens=20, stop_ids=frozenset({free[4]}))
+               if ending == "stop" else Request(ids, max_new_tokens=5))
+    handle = engine.submit(request)
+    free_when_seen: list[int] = []
+
+    class Watched(list):
+        def append(self, token: int) -> None:
+            free_when_seen.append(engine.free_slots)
+            super().append(token)
+
+    handle.tokens = Watched()
+    engine.run_until_idle()
+    assert handle.tokens == free[:5] and handle.finish_reason == ending
+    assert free_when_seen == [0, 0, 0, 0, 1]
+
+
 def test_context_length_limit_ends_generation(model_dir, reference):
     ids = prompt(60, seed=11)
     engine = make_engine(model_dir, max_seq_len=64)
