@@ -376,8 +376,9 @@ class UnitCodec(SpeechCodec):
         gram = np.zeros((width * rows, width * rows))  # (W·R, W·R): X^T X
         moments = np.zeros((width * rows, self.config.mels))  # (W·R, M): X^T Y
         for clip in audio:
-            units = self.encode(clip)  # (N,)
-            residual = self.log_mel(clip) - self.frame_centroids[units]  # (N, M)
+            frames = self.log_mel(clip)  # (N, M), analysed once for units and residual
+            units = self._nearest_units(frames)  # (N,)
+            residual = frames - self.frame_centroids[units]  # (N, M)
             active = _neighbour_rows(units, context, self.vocab_size)  # (N, W): one-hot columns
             for d in range(width):
                 np.add.at(moments, active[:, d], residual)
@@ -410,7 +411,14 @@ class UnitCodec(SpeechCodec):
         samples = _checked(samples)
         if samples.size == 0:
             return np.zeros(0, dtype=np.int64)
-        features = stacked_frames(self._log_mel(samples), self.config.encoder_context)  # (N, D)
+        return self._nearest_units(self._log_mel(samples))
+
+    def _nearest_units(self, log_mel: np.ndarray) -> np.ndarray:
+        """Log-mel frames (N, M) → int64 units (N,): each frame's stacked features' nearest
+        centroid."""
+        if log_mel.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        features = stacked_frames(log_mel, self.config.encoder_context)  # (N, D)
         scores = self._centroid_norms[None, :] - 2.0 * (features @ self.centroids.T)  # (N, K)
         return scores.argmin(axis=1).astype(np.int64)
 
