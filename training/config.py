@@ -282,6 +282,11 @@ class TrainingConfig:
     """Seeds data order, removal offsets and initialization."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Training precision (bfloat16 for AnyGPT on GPUs)."""
+    mixed_precision: Literal["bf16"] | None = None
+    """`bf16`: autocast the forward pass to bfloat16 while weights, optimizer state and losses
+    stay in `dtype` (accelerate's mixed precision, fixed once per process). On a CPU with
+    AVX512-BF16 a demo step takes 0.35 s instead of 0.74 s; on GPUs it is the usual bf16 mixed
+    precision. null: no autocast."""
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "grad_accum", "checkpoint_every", "log_every"):

@@ -92,8 +92,9 @@ class RunSummary:
     summaries: list[dict[str, Any]] = field(default_factory=list)
 
 
-def make_accelerator() -> Any:
-    """accelerate's Accelerator for this process (DDP under `accelerate launch`; gloo on CPU).
+def make_accelerator(mixed_precision: str | None = None) -> Any:
+    """accelerate's Accelerator for this process (DDP under `accelerate launch`; gloo on CPU),
+    autocasting to `mixed_precision` (`bf16`, or None: none).
 
     The process-group timeout is long because the other processes wait while the main one
     builds the corpus (minutes for the demo, hours for SODA-TTS).
@@ -102,7 +103,8 @@ def make_accelerator() -> Any:
     from accelerate.utils import InitProcessGroupKwargs
 
     wait = InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=BARRIER_TIMEOUT_S))
-    return Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=[wait])
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision or "no",
+                       kwargs_handlers=[wait])
 
 
 def demo_spec(recipe: Recipe) -> Any:
@@ -233,7 +235,7 @@ def run_recipe(recipe: Recipe, options: RunOptions | None = None) -> RunSummary:
 
     options = options or RunOptions()
     transformers_logging.disable_progress_bar()  # per-file load/save bars drown the stage bars
-    accelerator = make_accelerator()
+    accelerator = make_accelerator(recipe.training.mixed_precision)
     run_dir = Path(options.out or recipe.training.output_dir)
     stages = [COT]
     if recipe.stage2.enabled:

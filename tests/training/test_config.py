@@ -96,6 +96,7 @@ def recipe_with(tmp_path, section: str, key: str, value, *, drop: bool = False):
         ("training", "batch_size", 2.5, r"training\.batch_size: expected an integer"),
         ("training", "lr", "fast", r"training\.lr: expected a number, got 'fast'"),
         ("training", "dtype", "fp8", r"training\.dtype: must be one of 'float32'"),
+        ("training", "mixed_precision", "fp16", r"mixed_precision: must be one of 'bf16'"),
         ("stage1", "method", "lora", r"stage1\.method: a model built from scratch needs"),
         ("stage1", "enabled", "yes", r"stage1\.enabled: expected true or false"),
         ("data", "augment_prob", 1.5, r"data\.augment_prob: must lie in \[0, 1\]"),
