@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from tiny_llama import VOCAB, make_engine, prompt, run, save_model, tiny_config
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaForCausalLM
 
 from model.engine import (
     Engine,
@@ -24,34 +25,7 @@ from model.engine import (
 from model.llama_forward import UnsupportedModel
 from model.sampling import GREEDY, SamplingParams, SegmentRule
 
-VOCAB = 300
 SAMPLED = SamplingParams(temperature=1.0, top_p=0.95, top_k=50)
-
-
-def tiny_config(**overrides) -> LlamaConfig:
-    """A 2-layer GQA Llama; a large init range makes logits peaked, so argmax is not a near-tie."""
-    values = dict(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        initializer_range=0.3,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=0,
-    )
-    values.update(overrides)
-    return LlamaConfig(**values)
-
-
-def save_model(directory: Path, config: LlamaConfig, seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    LlamaForCausalLM(config).save_pretrained(directory)
-    return directory
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -64,24 +38,6 @@ def model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(model_dir) -> LlamaForCausalLM:
     return LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-
-
-def make_engine(model_dir: Path, **config) -> Engine:
-    values = dict(max_slots=4, max_seq_len=128, prefill_chunk_tokens=16, attention_block_tokens=32)
-    values.update(config)
-    return Engine.from_pretrained(model_dir, EngineConfig(**values))
-
-
-def prompt(length: int, seed: int) -> tuple[int, ...]:
-    generator = torch.Generator().manual_seed(seed)
-    return tuple(torch.randint(1, VOCAB, (length,), generator=generator).tolist())
-
-
-def run(engine: Engine, *requests: Request) -> list[list[int]]:
-    """Submit all requests at once and drive the engine synchronously to the end."""
-    handles = [engine.submit(request) for request in requests]
-    engine.run_until_idle()
-    return [handle.tokens for handle in handles]
 
 
 def hf_greedy(model: LlamaForCausalLM, ids: tuple[int, ...], n: int, **kwargs) -> list[int]:
