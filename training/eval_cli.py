@@ -2,8 +2,10 @@
 
     icot eval --bundle checkpoints/demo-cot --bundle checkpoints/demo --split test
     icot eval --bundle B1 --label A-T-T-A --bundle B2 --label "A-T-A ICoT" --results docs/results.md
+    icot eval --bundle checkpoints/demo --voice en-gb-scotland --speed 190 --snr 20 --no-whisper
 
-The test dialogues come from the recipe (default: demo) exactly as its corpus voices them.
+The test dialogues come from the recipe (default: demo) exactly as its corpus voices them, or
+with another voice, speed or background noise (`--voice`, `--speed`, `--snr`).
 Heavy imports stay inside `run`. Knows nothing of training.
 """
 
@@ -27,6 +29,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="SECTION.KEY=VALUE", help="override a recipe value")
     parser.add_argument("--limit", type=int, metavar="N", help="the first N dialogues only")
+    parser.add_argument("--voice", metavar="NAME",
+                        help="voice every user turn with this espeak-ng voice instead of the "
+                             "split's (en-gb-scotland, en-us+m7)")
+    parser.add_argument("--speed", type=int, metavar="WPM",
+                        help="speak every user turn at this many words per minute")
+    parser.add_argument("--snr", type=float, metavar="DB",
+                        help="add white background noise at this SNR to every user turn")
     parser.add_argument("--no-whisper", action="store_true",
                         help="skip the speech metrics (Whisper tiny.en)")
     parser.add_argument("--results", metavar="PATH", help="write the results page here")
@@ -40,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     from model.bundle import BundleError, read_config
     from training.config import RecipeError, load_recipe
-    from training.eval import demo_dialogues, evaluate
+    from training.data.synth import SynthesisError
+    from training.eval import Condition, demo_dialogues, evaluate
     from training.pipeline import demo_spec, machine_description
     from training.results import comparison_table, write_results_page
 
@@ -53,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         recipe = load_recipe(args.recipe, args.overrides)
         chains = [read_config(path).chain for path in args.bundles]
-    except (RecipeError, BundleError) as error:
+        condition = Condition(args.voice, args.speed, args.snr)
+    except (RecipeError, BundleError, ValueError, SynthesisError) as error:
         print(f"icot eval: {error}", file=sys.stderr)
         return 2
     if recipe.data.source != "demo":
@@ -63,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     labels = args.labels + [f"{chain.value} ({Path(path).name})"
                             for chain, path in zip(chains, args.bundles, strict=True)
                             ][len(args.labels):]
-    dialogues = demo_dialogues(demo_spec(recipe), args.split, args.limit)
+    dialogues = demo_dialogues(demo_spec(recipe), args.split, args.limit, condition)
     transcribe = None
     if not args.no_whisper:
         from training.intelligibility import WhisperJudge
@@ -83,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
         turns = sum(len(d) for d in dialogues)
         setup = [f"recipe `{recipe.name}`, split `{args.split}`: {len(dialogues)} dialogues, "
                  f"{turns} turns", f"measured on {machine_description()}"]
+        if condition.describe():
+            setup.insert(1, f"user turns voiced with {condition.describe()} instead of the "
+                            "split's own voices")
         page = write_results_page(Path(args.results), summaries, title="Results", setup=setup,
                                   run_dir=Path(args.run) if args.run else None)
         print(f"\nresults: {page}")

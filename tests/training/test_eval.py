@@ -1,13 +1,17 @@
 """Evaluation through the real runtime, on tiny bundles trained to memorize two dialogues
-(tests/memorized.py): exact replies, transcripts, multi-turn recall, TTFA and audio length."""
+(tests/memorized.py): exact replies, transcripts, multi-turn recall, TTFA and audio length; and
+the test dialogues voiced under other conditions (voice, speed, noise) with espeak-ng."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from memorized import DIALOGUES, speak
 
 from model.bundle import Bundle
-from training.eval import EvalTurn, count_turns, evaluate
+from training.data.demo_corpus import DemoCorpusSpec, plan_dialogue
+from training.data.synth import SynthesisError
+from training.eval import Condition, EvalTurn, count_turns, demo_dialogues, evaluate
 
 SAMPLE_RATE_HZ = 16_000
 
@@ -65,3 +69,48 @@ def test_speech_metrics_are_skipped_without_a_judge(reports):
 
 def test_turns_are_counted_by_intent(dialogues):
     assert count_turns(dialogues) == {"memorized": 3}
+
+
+# ---- conditions: the same dialogues in another voice, at another speed, in noise ---------------
+
+TINY_SPEC = DemoCorpusSpec(train_dialogues=2, dev_dialogues=2, test_dialogues=2)
+
+
+def test_a_condition_changes_how_the_test_dialogues_sound_but_not_what_they_say():
+    plain = demo_dialogues(TINY_SPEC, "test", 1)
+    slow = demo_dialogues(TINY_SPEC, "test", 1, Condition("en-gb-scotland+m1", speed_wpm=130))
+    fast = demo_dialogues(TINY_SPEC, "test", 1, Condition("en-gb-scotland+m1", speed_wpm=190))
+    for a, b, c in zip(plain[0], slow[0], fast[0], strict=True):
+        assert a.transcript == b.transcript == c.transcript and a.reply_text == b.reply_text
+        assert b.audio.size > 1.2 * c.audio.size  # 130 against 190 words per minute
+
+
+def test_noise_lands_at_the_asked_snr_and_is_the_same_every_time():
+    plain = demo_dialogues(TINY_SPEC, "test", 1)[0][0].audio
+    noisy = demo_dialogues(TINY_SPEC, "test", 1, Condition(snr_db=20.0))[0][0].audio
+    again = demo_dialogues(TINY_SPEC, "test", 1, Condition(snr_db=20.0))[0][0].audio
+    assert np.array_equal(noisy, again)
+    noise = noisy - plain
+    assert 10 * np.log10(np.mean(plain**2) / np.mean(noise**2)) == pytest.approx(20.0, abs=0.1)
+
+
+def test_a_plan_keeps_its_pitch_under_a_new_voice_and_conditions_describe_themselves():
+    plan = plan_dialogue(TINY_SPEC, "test", 0)
+    voiced = Condition("en-gb-x-gbclan", speed_wpm=190, snr_db=20).apply(plan).voice
+    assert (voiced.language, voiced.variant, voiced.speed_wpm, voiced.pitch) == (
+        "en-gb-x-gbclan", None, 190, plan.voice.pitch)
+    assert Condition("en-us+m7", 130, 20.0).describe() == (
+        "voice en-us+m7, 130 wpm, white noise at 20 dB SNR")
+    assert Condition().describe() == "" and Condition().apply(plan) == plan
+
+
+@pytest.mark.parametrize(("condition", "error"), [
+    (dict(voice="en-xx-nowhere"), "espeak-ng has no language 'en-xx-nowhere'"),
+    (dict(voice="en-us+zz9"), "espeak-ng has no variant 'zz9'"),
+    (dict(voice="en us"), "language must be an espeak-ng voice name"),
+    (dict(speed_wpm=20), "speed_wpm must lie in 80..450"),
+    (dict(snr_db=float("nan")), "snr_db must be a finite number"),
+])
+def test_bad_conditions_fail_before_any_synthesis(condition, error):
+    with pytest.raises((ValueError, SynthesisError), match=error):
+        Condition(**condition)

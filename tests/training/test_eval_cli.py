@@ -38,3 +38,18 @@ def test_eval_names_a_bad_bundle(tmp_path, capsys):
 def test_eval_refuses_a_soda_recipe(memorized_ata_bundle, capsys):
     code = icot(["eval", "--bundle", str(memorized_ata_bundle), "--recipe", "anygpt"])
     assert code == 2 and "SODA-TTS" in capsys.readouterr().err
+
+
+def test_eval_under_a_condition_says_so_on_the_page(memorized_ata_bundle, tmp_path, capsys):
+    page = tmp_path / "results.md"
+    code = icot(["eval", "--bundle", str(memorized_ata_bundle), "--recipe", "tiny", "--limit",
+                 "1", "--no-whisper", "--voice", "en-gb-scotland", "--speed", "190", "--snr",
+                 "20", "--results", str(page)])
+    assert code == 0
+    assert ("user turns voiced with voice en-gb-scotland, 190 wpm, white noise at 20 dB SNR "
+            "instead of the split's own voices") in page.read_text()
+
+
+def test_eval_names_a_voice_espeak_lacks(memorized_ata_bundle, capsys):
+    code = icot(["eval", "--bundle", str(memorized_ata_bundle), "--voice", "en-xx-nowhere"])
+    assert code == 2 and "espeak-ng has no language 'en-xx-nowhere'" in capsys.readouterr().err
