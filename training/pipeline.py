@@ -190,7 +190,12 @@ def prepare_corpus(recipe: Recipe, codec: SpeechCodec, accelerator: Any,
     data = recipe.data
     if not build:
         try:
-            return Corpus.open(data.corpus_dir)
+            corpus = Corpus.open(data.corpus_dir)
+            if data.source == "demo":
+                from training.data.demo_corpus import check_demo_corpus
+
+                check_demo_corpus(corpus, demo_spec(recipe), codec)
+            return corpus
         except CorpusError as error:
             raise RunDirectoryError(f"{error} (prepare the run first: `icot train --phase "
                                     "prepare`, on a machine with espeak-ng)") from error

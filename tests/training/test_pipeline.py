@@ -182,6 +182,9 @@ def test_a_run_split_across_machines_trains_without_espeak_then_exports_on_resum
     assert not (out / "stage1").exists()
     with monkeypatch.context() as patch:
         patch.setenv("PATH", str(work / "split"))  # no espeak-ng (nor anything else) on PATH
+        # a recipe that describes another corpus than the prepared one is refused
+        assert train_main([*args, "--phase", "train", "--set", "data.train_examples=5"]) == 2
+        assert "another spec than this recipe's: train_dialogues 4 ≠ 5" in capsys.readouterr().err
         assert train_main([*args, "--phase", "train"]) == 0
     for stage in ("stage1", "stage2", "no_cot"):
         assert (out / stage / "final" / "DONE").is_file()

@@ -26,7 +26,7 @@ import numpy as np
 from model.audio import resample
 from model.codecs import SpeechCodec
 from training.data.domain import Dialogue, sample_dialogue
-from training.data.shards import SplitPlan, build_corpus
+from training.data.shards import Corpus, CorpusError, SplitPlan, build_corpus
 from training.data.synth import (
     ASSISTANT_VOICE,
     HELD_OUT_LANGUAGES,
@@ -277,6 +277,25 @@ def espeak_version() -> str:
     return done.stdout.split("Data at")[0].strip()
 
 
+def codec_record(codec: SpeechCodec) -> dict[str, Any]:
+    """What a corpus manifest records of the codec that encoded it."""
+    return {"class": type(codec).__name__, "fingerprint": codec_fingerprint(codec),
+            "vocab_size": codec.vocab_size, "frame_rate": codec.frame_rate}
+
+
+def check_demo_corpus(corpus: Corpus, spec: DemoCorpusSpec, codec: SpeechCodec) -> None:
+    """Raise CorpusError unless `corpus` was built for `spec` and encoded with `codec`: a run
+    trained on a corpus prepared elsewhere must train on the one its recipe describes.
+    espeak-ng's version is not compared (a machine that only trains need not have espeak-ng)."""
+    for key, expected in (("spec", spec.to_dict()), ("codec", codec_record(codec))):
+        built = corpus.config.get(key) or {}
+        differences = [f"{name} {built.get(name)!r} ≠ {value!r}"
+                       for name, value in expected.items() if built.get(name) != value]
+        if differences:
+            raise CorpusError(f"{corpus.directory}: built with another {key} than this recipe's: "
+                              f"{', '.join(differences)}")
+
+
 def build_demo_corpus(
     directory: str | Path,
     spec: DemoCorpusSpec,
@@ -292,9 +311,7 @@ def build_demo_corpus(
     The manifest's config records the spec, the codec's fingerprint and espeak-ng's version, so
     a directory built with anything else is refused unless `overwrite`.
     """
-    config = {"format": CORPUS_FORMAT, "spec": spec.to_dict(),
-              "codec": {"class": type(codec).__name__, "fingerprint": codec_fingerprint(codec),
-                        "vocab_size": codec.vocab_size, "frame_rate": codec.frame_rate},
+    config = {"format": CORPUS_FORMAT, "spec": spec.to_dict(), "codec": codec_record(codec),
               "espeak": espeak_version()}
     plans = {split: SplitPlan(spec.size(split), DialogueSource(spec, split, codec, workers))
              for split in SPLITS}
