@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from training.config import PHASES
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", required=True,
@@ -31,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="evaluate on the first N test dialogues only")
     parser.add_argument("--results", metavar="PATH",
                         help="also write the results page here, e.g. docs/results.md")
-    parser.add_argument("--phase", choices=("all", "prepare", "train"), default="all",
+    parser.add_argument("--phase", choices=PHASES, default="all",
                         help="prepare: fit the codec and build the corpus, then stop; train: "
                              "train the stages of a prepared run directory, then stop "
                              "(no espeak-ng needed); all (default): everything")

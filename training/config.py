@@ -24,6 +24,7 @@ import yaml
 from training.schedule import RemovalSchedule
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
+PHASES = ("all", "prepare", "train")  # what `icot train --phase` runs of a recipe (pipeline.py)
 
 LLAMA_LORA_TARGETS: tuple[str, ...] = (
     "q_proj",

@@ -29,7 +29,7 @@ import torch
 
 from model.chain import Chain
 from model.codecs import SpeechCodec, load_codec
-from training.config import Recipe
+from training.config import PHASES, Recipe
 from training.data.shards import Corpus, CorpusError
 from training.export import export_adapter_bundle, export_cot_bundle, generation_config
 from training.stages.context import RunDirectoryError, StageContext, refuse_existing_run
@@ -46,7 +46,6 @@ CODEC_DIR = "codec"
 LABELS = {COT: "A-T-T-A", ICOT: "A-T-A ICoT", NO_COT: "A-T-A no-CoT", AA_ICOT: "A-A ICoT"}
 BASELINE_DIRS = {NO_COT: "ata-no-cot", AA_ICOT: "aa-icot"}
 EVAL_SPLIT = "test"
-PHASES = ("all", "prepare", "train")
 BARRIER_TIMEOUT_S = 6 * 3600  # processes wait this long for the main one (corpus, export, eval)
 
 
