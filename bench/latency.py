@@ -13,8 +13,11 @@ receiving the first `response.output_audio.delta`. The same questions (distinct 
 utterances, seeded; the warm-up turns use others) go to every bundle: a question asked twice
 would arrive as bit-identical audio and find its whole prompt in the engine's prefix cache, which
 no real caller's audio does (each fresh session still reuses the shared instruction header).
-Prints a markdown table: p50, p95 and mean TTFA per bundle, then the A-T-A reduction against
-A-T-T-A when both chains were measured.
+All bundles are served side by side and asked in turn, question by question (every bundle answers
+question i before any hears question i + 1), so a shared machine's changing speed falls on all
+of them alike: asked one bundle after the other, three runs of 40 questions on the dev CPU put
+A-T-A at −40 %, −3 % and −12 % against A-T-T-A. Prints a markdown table: p50, p95 and mean TTFA
+per bundle, then the A-T-A reduction against A-T-T-A when both chains were measured.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import statistics
 import subprocess
@@ -77,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
         warmup_speech, speech = ([_speak(text, args.voice, Path(scratch) / f"{kind}{i}.wav")
                                   for i, text in enumerate(texts)]
                                  for kind, texts in (("w", warmup), ("q", questions)))
-        results = [_measure(label, bundle, warmup_speech, speech, args)
-                   for label, bundle in bundles]
+        with contextlib.ExitStack() as servers:
+            served = [_serve(label, bundle, args, servers) for label, bundle in bundles]
+            results = _measure(served, warmup_speech, speech)
     print(_table(results, len(questions)))
     return 0
 
@@ -101,8 +106,18 @@ def _speak(text: str, voice: str, out: Path) -> np.ndarray:
     return read_audio(out, target_rate=WIRE_RATE_HZ)[0]
 
 
-def _measure(label: str, bundle: str, warmup: list[np.ndarray], speech: list[np.ndarray],
-             args: argparse.Namespace) -> BundleResult:
+@dataclass(frozen=True)
+class _Served:
+    """A bundle being served: its row label, chain and WebSocket URL."""
+
+    label: str
+    chain: str
+    ws_url: str
+
+
+def _serve(label: str, bundle: str, args: argparse.Namespace,
+           servers: contextlib.ExitStack) -> _Served:
+    """Serve `bundle` as `icot serve` would (one slot) until `servers` closes."""
     from model.runtime import Runtime, RuntimeConfig
     from server.app import create_app
     from server.serve import ThreadedServer
@@ -111,15 +126,26 @@ def _measure(label: str, bundle: str, warmup: list[np.ndarray], speech: list[np.
     runtime = Runtime.load(bundle, RuntimeConfig(device=args.device, max_slots=1))
     settings = ServerSettings(bundle=Path(bundle), port=0, slots=1, log_level="warning")
     server = ThreadedServer(create_app(settings, runtime), settings).start()
-    try:
+    servers.callback(server.stop)
+    return _Served(label, str(runtime.chain), server.ws_url)
+
+
+def _measure(served: list[_Served], warmup: list[np.ndarray],
+             speech: list[np.ndarray]) -> list[BundleResult]:
+    """Warm every bundle up, then ask each question of every bundle in turn."""
+    for target in served:
         for samples in warmup:
-            asyncio.run(_one_turn(server.ws_url, samples))
-        timings = [asyncio.run(_one_turn(server.ws_url, samples)) for samples in speech]
-    finally:
-        server.stop()
-    heard = [t for t in timings if t is not None]
-    return BundleResult(label=label, chain=str(runtime.chain), ttfa_ms=heard,
-                        silent=len(timings) - len(heard))
+            asyncio.run(_one_turn(target.ws_url, samples))
+    timings: list[list[float | None]] = [[] for _ in served]
+    for samples in speech:
+        for target, times in zip(served, timings, strict=True):
+            times.append(asyncio.run(_one_turn(target.ws_url, samples)))
+    results = []
+    for target, times in zip(served, timings, strict=True):
+        heard = [t for t in times if t is not None]
+        results.append(BundleResult(label=target.label, chain=target.chain, ttfa_ms=heard,
+                                    silent=len(times) - len(heard)))
+    return results
 
 
 async def _one_turn(url: str, samples: np.ndarray) -> float | None:
