@@ -21,9 +21,12 @@ def test_latency_bench_measures_both_chains_over_the_wire(capsys):
     assert "A-T-A p50 TTFA against A-T-T-A" in table
 
 
-def test_percentiles_and_the_reduction_line():
-    results = [latency.BundleResult("a", "A-T-A", [80.0, 100.0, 120.0], 0),
-               latency.BundleResult("b", "A-T-T-A", [100.0, 125.0, 150.0], 1)]
+def test_percentiles_and_the_reduction_lines():
+    results = [latency.BundleResult("a", "A-T-A", [80.0, 100.0, 120.0, 90.0]),
+               latency.BundleResult("b", "A-T-T-A", [100.0, 125.0, 200.0, None])]
     table = latency._table(results, 4)
-    assert "| a | A-T-A | 100 | 118 | 100 | 3/4 |" in table
-    assert "A-T-A p50 TTFA against A-T-T-A: -20.0 %" in table
+    assert "| a | A-T-A | 95 | 117 | 98 | 4/4 |" in table
+    assert "| b | A-T-T-A | 125 | 192 | 142 | 3/4 |" in table
+    assert "A-T-A p50 TTFA against A-T-T-A: -24.0 %" in table
+    # per question 0.8, 0.8, 0.6 (the fourth had no A-T-T-A audio): median 0.8
+    assert "median over the 3 questions both answered with audio: -20.0 %" in table
