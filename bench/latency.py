@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as servers:
             served = [_serve(label, bundle, args, servers) for label, bundle in bundles]
             results = _measure(served, warmup_speech, speech)
-    print(_table(results, len(questions)))
+    print(_table(results))
     return 0
 
 
@@ -183,7 +183,8 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def _table(results: list[BundleResult], questions: int) -> str:
+def _table(results: list[BundleResult]) -> str:
+    questions = len(results[0].per_question)  # every bundle heard the same questions
     lines = [f"TTFA, commit → first audio delta over loopback WebSocket, {questions} questions "
              "per bundle (ms)", "",
              "| bundle | chain | p50 | p95 | mean | answered with audio |",

@@ -249,10 +249,10 @@ class Condition:
 
     def describe(self) -> str:
         """`voice en-gb-scotland, 190 wpm, white noise at 20 dB SNR`; '' for no condition."""
-        parts = ([f"voice {self.voice}"] if self.voice else []) + (
-            [f"{self.speed_wpm} wpm"] if self.speed_wpm is not None else []) + (
-            [f"white noise at {self.snr_db:g} dB SNR"] if self.snr_db is not None else [])
-        return ", ".join(parts)
+        parts = [f"voice {self.voice}" if self.voice is not None else None,
+                 f"{self.speed_wpm} wpm" if self.speed_wpm is not None else None,
+                 f"white noise at {self.snr_db:g} dB SNR" if self.snr_db is not None else None]
+        return ", ".join(part for part in parts if part is not None)
 
 
 def demo_dialogues(spec: Any, split: str, limit: int | None = None,

@@ -24,7 +24,7 @@ def test_latency_bench_measures_both_chains_over_the_wire(capsys):
 def test_percentiles_and_the_reduction_lines():
     results = [latency.BundleResult("a", "A-T-A", [80.0, 100.0, 120.0, 90.0]),
                latency.BundleResult("b", "A-T-T-A", [100.0, 125.0, 200.0, None])]
-    table = latency._table(results, 4)
+    table = latency._table(results)
     assert "| a | A-T-A | 95 | 117 | 98 | 4/4 |" in table
     assert "| b | A-T-T-A | 125 | 192 | 142 | 3/4 |" in table
     assert "A-T-A p50 TTFA against A-T-T-A: -24.0 %" in table
