@@ -1,8 +1,11 @@
 """Benchmark the unit codec's encoder context: how much units depend on the speaker, and what
 decoding loses.
 
-Run: `python -m bench.unit_context [--contexts 0 1 2 3] [--units 1024] [--utterances 100]`
-For each encoder context c (log-mel frames either side stacked into each encoded frame), fits a
+Run: `python -m bench.unit_context [--contexts 0 1 2 3] [--cepstra 0 13] [--units 1024]
+[--utterances 100]`
+For each encoder context c (log-mel frames either side stacked into each encoded frame) and each
+cepstral assignment n (0: units assigned by all log-mel values; n: by each frame's first n
+cepstral coefficients), fits a
 codec on the audio the demo recipe fits its codec on (the user turns of its first 300 training
 dialogues and their replies), then measures:
 - cross-voice identification: `--utterances` demo questions, each spoken by three sampled
@@ -19,6 +22,7 @@ Prints Markdown for docs/codecs.md. Writes nothing to disk and downloads nothing
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import time
@@ -38,6 +42,9 @@ DECODER_CONTEXTS = (1, 2)  # context decoders compared on each codec
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--contexts", type=int, nargs="+", default=[0, 1, 2, 3],
                         help="encoder contexts to compare (default 0 1 2 3)")
+    parser.add_argument("--cepstra", type=int, nargs="+", default=[0],
+                        help="cepstral coefficients units are assigned by, compared at each "
+                             "context (default 0: all log-mel values)")
     parser.add_argument("--units", type=int, default=1024, help="codec units K (default 1024)")
     parser.add_argument("--utterances", type=int, default=100,
                         help="distinct questions identified (default 100)")
@@ -106,10 +113,11 @@ def run(args: argparse.Namespace) -> int:
     judge = WhisperJudge()
 
     rows = []
-    for context in args.contexts:
+    for context, cepstra in itertools.product(args.contexts, args.cepstra):
         fit_started = time.perf_counter()
+        config = UnitCodecConfig(encoder_context=context, encoder_cepstra=cepstra)
         codec = UnitCodec.fit(fit_audio, units=args.units, seed=args.seed, progress=False,
-                              config=UnitCodecConfig(encoder_context=context))
+                              config=config)
         fit_s = time.perf_counter() - fit_started
         wers = []
         for decoder_context in DECODER_CONTEXTS:
@@ -117,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
                                          context=decoder_context)
             decoded = [decoding.decode(decoding.encode(reply_audio(reply))) for reply in judged]
             wers.append(judge.word_error_rate(judged, decoded, SAMPLE_RATE_HZ))
-        rows.append((context, fit_s,
+        rows.append((context, cepstra, fit_s,
                      identified_share(codec, references, training_queries),
                      identified_share(codec, references, held_out_queries), wers))
 
@@ -128,13 +136,13 @@ def run(args: argparse.Namespace) -> int:
           f"training-voice and {args.utterances * HELD_OUT_QUERIES} held-out-voice queries; "
           f"{JUDGED_REPLIES} held-out replies decoded. Machine: {os.cpu_count()} cores; whole "
           f"run {time.perf_counter() - started:.0f} s.\n")
-    print("| encoder context | k-means fit | identified, training voice | identified, held-out "
-          "voices | " + " | ".join(f"WER of decoded replies, decoder ±{c}"
+    print("| encoder context | cepstra | k-means fit | identified, training voice | "
+          "identified, held-out voices | " + " | ".join(f"WER of decoded replies, decoder ±{c}"
                                    for c in DECODER_CONTEXTS) + " |")
-    print("|---|---|---|---|" + "---|" * len(DECODER_CONTEXTS))
-    for context, fit_s, training, held_out, wers in rows:
-        print(f"| ±{context} | {fit_s:.0f} s | {training:.1%} | {held_out:.1%} | "
-              + " | ".join(f"{wer:.1%}" for wer in wers) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(DECODER_CONTEXTS))
+    for context, cepstra, fit_s, training, held_out, wers in rows:
+        print(f"| ±{context} | {cepstra or 'all mels'} | {fit_s:.0f} s | {training:.1%} | "
+              f"{held_out:.1%} | " + " | ".join(f"{wer:.1%}" for wer in wers) + " |")
     return 0
 
 

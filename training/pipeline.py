@@ -39,7 +39,8 @@ from training.stages.stream import iter_turns
 
 CODEC_FIT_DIALOGUES = 300  # training dialogues whose audio the demo's unit codec is fitted on
 CODEC_UNITS = 1024  # the unit codec's default and the size of the anchors' measured round trip
-CODEC_ENCODER_CONTEXT = 2  # frames either side of each encoded frame (docs/codecs.md)
+CODEC_ENCODER_CONTEXT = 3  # frames either side of each encoded frame (docs/codecs.md)
+CODEC_ENCODER_CEPSTRA = 13  # cepstral coefficients per frame that units are assigned by
 CODEC_DECODER_CONTEXT = 2  # units either side the context decoder reads (±1 suits ±0 encoders)
 MIN_FRAMES_PER_UNIT = 4
 CODEC_DIR = "codec"
@@ -134,7 +135,8 @@ def fit_demo_codec(recipe: Recipe, directory: Path, progress: bool) -> SpeechCod
     from training.data.domain import every_reply
 
     clips = codec_fit_audio(demo_spec(recipe), CODEC_FIT_DIALOGUES)
-    config = UnitCodecConfig(encoder_context=CODEC_ENCODER_CONTEXT)
+    config = UnitCodecConfig(encoder_context=CODEC_ENCODER_CONTEXT,
+                             encoder_cepstra=CODEC_ENCODER_CEPSTRA)
     frames = sum(clip.size for clip in clips) // config.hop_samples
     codec = UnitCodec.fit(clips, units=codec_units(frames), seed=recipe.training.seed,
                           progress=progress, config=config)

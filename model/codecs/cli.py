@@ -32,7 +32,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="most k-means iterations (default 30; stops early when stable)")
     fit.add_argument("--encoder-context", type=int, default=0,
                      help="log-mel frames either side each unit is fitted and encoded with "
-                          "(default 0; the demo uses 2, which is less speaker-dependent)")
+                          "(default 0; the demo uses 3, which is less speaker-dependent)")
+    fit.add_argument("--encoder-cepstra", type=int, default=0,
+                     help="assign units by each frame's first N cepstral coefficients, its "
+                          "envelope without pitch harmonics (default 0: all mels; the demo "
+                          "uses 13)")
     fit.add_argument("--decoder-audio", type=Path,
                      help="folder of speech in the voice the codec will speak in: fit a context "
                           "decoder on it (clearer decoded speech in that voice)")
@@ -78,7 +82,8 @@ def _fit(args: argparse.Namespace) -> int:
     voice = _clips(args.decoder_audio, rate) if args.decoder_audio is not None else None
     seconds = sum(clip.size for clip in clips) / rate
     started = time.perf_counter()
-    config = UnitCodecConfig(encoder_context=args.encoder_context)
+    config = UnitCodecConfig(encoder_context=args.encoder_context,
+                             encoder_cepstra=args.encoder_cepstra)
     codec = UnitCodec.fit(clips, units=args.units, seed=args.seed, iterations=args.iterations,
                           config=config)
     if voice is not None:

@@ -2,7 +2,9 @@
 
 Encoding maps each 20 ms frame's log-mel spectrum — stacked with `encoder_context` frames either
 side, so that a unit describes a frame in its phonetic context — to its nearest of K centroids
-(k-means fitted on our own audio with `UnitCodec.fit`). Decoding turns each frame's unit back into
+(k-means fitted on our own audio with `UnitCodec.fit`); with `encoder_cepstra` the distances are
+taken between the frames' low cepstral coefficients, which keep the spectral envelope and drop the
+pitch harmonics that tell one voice from another. Decoding turns each frame's unit back into
 a log-mel frame — the centre frame of its centroid, plus, when a context decoder is fitted
 (`fit_decoder`, on the voice the codec will speak in), corrections looked up from the unit and its
 neighbours — then into a linear magnitude spectrum (mel pseudo-inverse), interpolates it to a
@@ -61,6 +63,10 @@ class UnitCodecConfig:
         clip's edge frames repeated past its ends); centroids then have (2c + 1) · mels values,
         the centre frame's first. With 2, units told utterances by other voices apart far better
         than single-frame units (docs/codecs.md, "Encoder context").
+    encoder_cepstra: 0, or n > 0 to assign units by the first n DCT-II coefficients of each
+        log-mel frame (its smoothed envelope) instead of all mels values. The centroids stay
+        log-mel means, so decoding is unchanged; with 13, units told other voices' utterances
+        apart better still (docs/codecs.md, "Cepstral assignment").
     """
 
     units: int = 1024
@@ -74,6 +80,7 @@ class UnitCodecConfig:
     griffin_lim_momentum: float = 0.99
     phase_seed: int = 0
     encoder_context: int = 0
+    encoder_cepstra: int = 0
 
     def __post_init__(self) -> None:
         if self.units < 2:
@@ -95,6 +102,9 @@ class UnitCodecConfig:
             raise ValueError(f"power_floor must be > 0, got {self.power_floor}")
         if self.encoder_context < 0:
             raise ValueError(f"encoder_context must be ≥ 0, got {self.encoder_context}")
+        if not 0 <= self.encoder_cepstra <= self.mels:
+            raise ValueError(
+                f"encoder_cepstra must lie in 0..mels={self.mels}, got {self.encoder_cepstra}")
         if self.griffin_lim_iterations < 1:
             raise ValueError("griffin_lim_iterations must be ≥ 1")
         if not 0.0 <= self.griffin_lim_momentum < 1.0:
@@ -213,6 +223,52 @@ def stacked_frames(log_mel: np.ndarray, context: int) -> np.ndarray:
     return np.concatenate([padded[d:d + count] for d in offsets], axis=1)
 
 
+def cepstral_basis(mels: int, count: int) -> np.ndarray:
+    """(M, n) float32: a log-mel frame (1, M) times it gives the frame's first n orthonormal
+    DCT-II coefficients (its cepstrum's lowest quefrencies)."""
+    return scipy.fft.dct(np.eye(mels), type=2, norm="ortho", axis=1)[:, :count].astype(np.float32)
+
+
+class _Assignment:
+    """The space units are assigned in: stacked log-mel frames, or their low cepstra per frame
+    when config.encoder_cepstra > 0 (a linear map, so a cluster's mean maps to its mean)."""
+
+    def __init__(self, config: UnitCodecConfig) -> None:
+        self.context = config.encoder_context
+        self.mels = config.mels
+        self.basis = (cepstral_basis(config.mels, config.encoder_cepstra)
+                      if config.encoder_cepstra else None)  # (M, n) or None
+
+    def features(self, log_mel: np.ndarray) -> np.ndarray:
+        """Log-mel frames (N, M) → (N, (2c + 1) · n) assignment features (n = M without
+        cepstra)."""
+        frames = log_mel if self.basis is None else log_mel @ self.basis
+        return stacked_frames(frames, self.context)
+
+    def centroids(self, centroids: np.ndarray) -> np.ndarray:
+        """Log-mel centroids (K, (2c + 1) · M) → the same points in assignment space."""
+        if self.basis is None:
+            return centroids
+        blocks = centroids.reshape(centroids.shape[0], -1, self.mels)  # (K, 2c + 1, M)
+        return (blocks @ self.basis).reshape(centroids.shape[0], -1)
+
+
+def _cluster_means(stacked: np.ndarray, points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Log-mel centroids (K, D) of the k-means `centroids` (K, d) fitted on `points` (n, d):
+    the mean stacked frame (n, D) of each cluster; a cluster no point falls in takes the frame
+    nearest its centroid."""
+    assignment, _ = _nearest(points, centroids)  # (n,)
+    sizes = np.bincount(assignment, minlength=centroids.shape[0])  # (K,)
+    sums = np.zeros((centroids.shape[0], stacked.shape[1]), dtype=np.float64)
+    np.add.at(sums, assignment, stacked)
+    means = (sums / np.maximum(sizes, 1)[:, None]).astype(np.float32)
+    empty = np.flatnonzero(sizes == 0)
+    if empty.size:
+        nearest, _ = _nearest(np.ascontiguousarray(centroids[empty]), points)
+        means[empty] = stacked[nearest]
+    return means
+
+
 def fit_kmeans(
     points: np.ndarray, clusters: int, *, seed: int, iterations: int, progress: bool
 ) -> np.ndarray:
@@ -314,6 +370,8 @@ class UnitCodec(SpeechCodec):
         self.config = config
         self.centroids = centroids  # (K, D)
         self.frame_centroids = centroids[:, :config.mels]  # (K, M): what each unit decodes to
+        self._assignment = _Assignment(config)
+        self._assigned_centroids = self._assignment.centroids(centroids)  # (K, d)
         self.decoder = None if decoder is None else _checked_decoder(decoder, config)
         self.sample_rate = config.sample_rate_hz
         self.frame_rate = config.sample_rate_hz // config.hop_samples
@@ -321,7 +379,7 @@ class UnitCodec(SpeechCodec):
         self.streaming = UNIT_STREAMING
         self._log_mel = _LogMel(config)
         self._synthesis = _Spectral(config.window_samples, config.synthesis_hop_samples)
-        self._centroid_norms = (centroids**2).sum(axis=1)  # (K,)
+        self._centroid_norms = (self._assigned_centroids**2).sum(axis=1)  # (K,)
         self._mel_inverse = np.linalg.pinv(self._log_mel.filterbank).T.astype(np.float32)  # (M, F)
         self._unit_log_magnitude = self._log_magnitude(self.frame_centroids)  # (K, F)
         phase = np.random.default_rng(config.phase_seed).uniform(
@@ -347,14 +405,20 @@ class UnitCodec(SpeechCodec):
         config: UnitCodecConfig | None = None,
     ) -> UnitCodec:
         """Fit K = `units` centroids on the encoder features of `audio` (float32 (T,) clips at
-        16 kHz): log-mel frames, stacked with their neighbours when config.encoder_context > 0."""
+        16 kHz): log-mel frames, stacked with their neighbours when config.encoder_context > 0.
+        With config.encoder_cepstra, k-means runs on the low cepstra and each centroid is then
+        its cluster's mean stacked log-mel frame."""
         config = replace(config or UnitCodecConfig(), units=units)
         if not audio:
             raise ValueError("fit needs at least one audio clip")
-        log_mel = _LogMel(config)
-        frames = np.concatenate([stacked_frames(log_mel(_checked(clip)), config.encoder_context)
-                                 for clip in audio])  # (n, D)
-        centroids = fit_kmeans(frames, units, seed=seed, iterations=iterations, progress=progress)
+        log_mel, assignment = _LogMel(config), _Assignment(config)
+        mels = [log_mel(_checked(clip)) for clip in audio]
+        points = np.concatenate([assignment.features(frames) for frames in mels])  # (n, d)
+        centroids = fit_kmeans(points, units, seed=seed, iterations=iterations, progress=progress)
+        if assignment.basis is not None:
+            stacked = np.concatenate([stacked_frames(frames, config.encoder_context)
+                                      for frames in mels])  # (n, D)
+            centroids = _cluster_means(stacked, points, centroids)
         return cls(centroids, config)
 
     def fit_decoder(
@@ -414,12 +478,12 @@ class UnitCodec(SpeechCodec):
         return self._nearest_units(self._log_mel(samples))
 
     def _nearest_units(self, log_mel: np.ndarray) -> np.ndarray:
-        """Log-mel frames (N, M) → int64 units (N,): each frame's stacked features' nearest
+        """Log-mel frames (N, M) → int64 units (N,): each frame's assignment features' nearest
         centroid."""
         if log_mel.shape[0] == 0:
             return np.zeros(0, dtype=np.int64)
-        features = stacked_frames(log_mel, self.config.encoder_context)  # (N, D)
-        scores = self._centroid_norms[None, :] - 2.0 * (features @ self.centroids.T)  # (N, K)
+        features = self._assignment.features(log_mel)  # (N, d)
+        scores = self._centroid_norms[None, :] - 2.0 * (features @ self._assigned_centroids.T)
         return scores.argmin(axis=1).astype(np.int64)
 
     def decode(self, units: np.ndarray) -> np.ndarray:
