@@ -75,6 +75,16 @@ def test_fit_with_encoder_context_stacks_neighbouring_frames(audio_dir: Path,
     assert codec.centroids.shape == (8, 5 * 80)
 
 
+def test_fit_with_encoder_cepstra_keeps_log_mel_centroids(audio_dir: Path,
+                                                          tmp_path: Path) -> None:
+    assert main(["codec", "fit", "--audio", str(audio_dir), "--units", "8", "--iterations", "2",
+                 "--encoder-context", "1", "--encoder-cepstra", "13",
+                 "--out", str(tmp_path / "c")]) == 0
+    codec = UnitCodec.load(tmp_path / "c")
+    assert codec.config.encoder_cepstra == 13
+    assert codec.centroids.shape == (8, 3 * 80)
+
+
 def test_roundtrip_writes_audio_at_the_codec_rate(codec_dir: Path, tmp_path: Path) -> None:
     source = tmp_path / "in.wav"
     samples = resample(synthesize("what color is the sky", ASSISTANT_VOICE), 16_000, 24_000)

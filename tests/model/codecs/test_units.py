@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from model.codecs import load_codec
-from model.codecs.units import UnitCodec, UnitCodecConfig, fit_kmeans, stacked_frames
+from model.codecs.units import (
+    UnitCodec,
+    UnitCodecConfig,
+    cepstral_basis,
+    fit_kmeans,
+    stacked_frames,
+)
 from training.data.domain import single_turns
 from training.data.synth import (
     ASSISTANT_VOICE,
@@ -41,6 +47,14 @@ def stacked_codec(speech: list[np.ndarray]) -> UnitCodec:
     """Units fitted on each frame with two neighbours either side."""
     return UnitCodec.fit(speech, units=64, seed=0, iterations=10, progress=False,
                          config=UnitCodecConfig(encoder_context=2))
+
+
+@pytest.fixture(scope="module")
+def cepstral_codec(speech: list[np.ndarray]) -> UnitCodec:
+    """Units assigned by 13 cepstra of each frame and one neighbour either side; k-means runs
+    to convergence, so each centroid is exactly its cluster's mean."""
+    return UnitCodec.fit(speech, units=16, seed=0, iterations=300, progress=False,
+                         config=UnitCodecConfig(encoder_context=1, encoder_cepstra=13))
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +237,9 @@ def test_config_validates_itself() -> None:
         UnitCodecConfig(power_floor=0.0)
     with pytest.raises(ValueError, match="encoder_context"):
         UnitCodecConfig(encoder_context=-1)
+    for cepstra in (-1, 81):
+        with pytest.raises(ValueError, match="encoder_cepstra must lie in 0..mels=80"):
+            UnitCodecConfig(encoder_cepstra=cepstra)
 
 
 def test_stacked_frames_put_the_centre_first_and_repeat_the_edges() -> None:
@@ -246,6 +263,60 @@ def test_encoder_context_units_decode_to_their_centre_frame(
     assert np.array_equal(units, distances.argmin(axis=1))
     with pytest.raises(ValueError, match="400"):
         UnitCodec(stacked_codec.centroids[:, :80], stacked_codec.config)
+
+
+def test_cepstral_basis_is_the_orthonormal_dct() -> None:
+    basis = cepstral_basis(80, 13)  # (80, 13)
+    assert basis.shape == (80, 13)
+    assert np.allclose(basis.T @ basis, np.eye(13), atol=1e-5)
+    flat = np.full((1, 80), 2.0, np.float32)  # a flat spectrum has only the 0th coefficient
+    assert np.allclose((flat @ basis)[0, 1:], 0.0, atol=1e-5)
+    assert (flat @ basis)[0, 0] == pytest.approx(2.0 * np.sqrt(80), rel=1e-5)
+
+
+def test_cepstral_units_are_nearest_in_cepstra_and_decode_to_cluster_means(
+    cepstral_codec: UnitCodec, speech: list[np.ndarray]
+) -> None:
+    """Centroids stay stacked log-mel frames (3 × 80 values); a unit is the centroid nearest in
+    the low cepstra of the stacked frames, and each centroid is the mean stacked log-mel frame
+    of the fitting frames given its unit."""
+    codec = cepstral_codec
+    assert codec.centroids.shape == (16, 3 * 80)
+    basis = cepstral_basis(80, 13)
+    frames = [codec.log_mel(clip) for clip in speech]  # [(N, 80)]
+    units = np.concatenate([codec.encode(clip) for clip in speech])  # (n,)
+    stacked = np.concatenate([stacked_frames(f, 1) for f in frames])  # (n, 240)
+    cepstra = np.concatenate([stacked_frames(f @ basis, 1) for f in frames])  # (n, 39)
+    projected = (codec.centroids.reshape(16, 3, 80) @ basis).reshape(16, 39)
+    distances = ((cepstra[:, None] - projected[None]) ** 2).sum(axis=2)  # (n, 16)
+    assert np.array_equal(units, distances.argmin(axis=1))
+    for unit in np.unique(units):
+        assert np.allclose(codec.centroids[unit], stacked[units == unit].mean(axis=0),
+                           atol=1e-3)
+    assert np.array_equal(codec.frame_log_mel(units[:50]), codec.centroids[units[:50], :80])
+
+
+def test_cepstral_units_ignore_fine_spectral_ripple(cepstral_codec: UnitCodec,
+                                                    stacked_codec: UnitCodec,
+                                                    speech: list[np.ndarray]) -> None:
+    """A ripple across the mel bands above the 13th cepstral coefficient (pitch harmonics are
+    such a ripple) leaves cepstral units as they were, while it moves units assigned by the
+    log-mel values themselves."""
+    frames = stacked_codec.log_mel(speech[0])  # (N, 80)
+    ripple = 2.0 * np.cos(np.pi * 20 * (np.arange(80) + 0.5) / 80)  # the DCT-II's 20th basis
+    rippled = (frames + ripple).astype(np.float32)
+    assert np.array_equal(cepstral_codec._nearest_units(rippled),
+                          cepstral_codec._nearest_units(frames))
+    assert not np.array_equal(stacked_codec._nearest_units(rippled),
+                              stacked_codec._nearest_units(frames))
+
+
+def test_cepstral_codec_survives_save_and_load(cepstral_codec: UnitCodec,
+                                               speech: list[np.ndarray], tmp_path: Path) -> None:
+    cepstral_codec.save(tmp_path)
+    loaded = UnitCodec.load(tmp_path)
+    assert loaded.config.encoder_cepstra == 13
+    assert np.array_equal(loaded.encode(speech[1]), cepstral_codec.encode(speech[1]))
 
 
 @pytest.mark.parametrize("name", ["small_codec", "context_codec", "stacked_codec"])
