@@ -66,8 +66,11 @@ class TurnResult:
         return self.reply_text.strip() == self.reference_reply
 
     @property
-    def speech_exact(self) -> bool:
-        return self.heard is not None and normalize(self.heard) == normalize(self.reference_reply)
+    def speech_exact(self) -> bool | None:
+        """Whether the judge heard the reference reply; None when no judge listened."""
+        if self.heard is None:
+            return None
+        return normalize(self.heard) == normalize(self.reference_reply)
 
 
 @dataclass
@@ -84,15 +87,17 @@ class BundleReport:
         turns = self.turns
         ttfa = [t.ttfa_ms for t in turns if t.ttfa_ms is not None]
         chain = Chain.parse(self.chain)
+        heard = [t.speech_exact for t in turns if t.speech_exact is not None]
         by_intent: dict[str, list[bool]] = {}
         for t in turns:
-            by_intent.setdefault(t.intent or "-", []).append(
-                t.reply_exact if chain.emits_reply_text else t.speech_exact)
+            correct = t.reply_exact if chain.emits_reply_text else t.speech_exact
+            if correct is not None:  # an A-A turn nobody listened to has no accuracy
+                by_intent.setdefault(t.intent or "-", []).append(correct)
         return {
             "label": self.label, "bundle": self.bundle, "chain": self.chain, "turns": len(turns),
             "reply_exact": _share([t.reply_exact for t in turns])
             if chain.emits_reply_text else None,
-            "speech_exact": _share([t.speech_exact for t in turns]),
+            "speech_exact": _share(heard),
             "speech_wer": self.speech_wer,
             "transcript_exact": _share([t.transcript == t.reference_transcript for t in turns])
             if chain.emits_transcript else None,
