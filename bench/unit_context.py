@@ -2,7 +2,7 @@
 decoding loses.
 
 Run: `python -m bench.unit_context [--contexts 0 1 2 3] [--cepstra 0 13] [--units 1024]
-[--utterances 100]`
+[--utterances 100] [--snr 30 20]`
 For each encoder context c (log-mel frames either side stacked into each encoded frame) and each
 cepstral assignment n (0: units assigned by all log-mel values; n: by each frame's first n
 cepstral coefficients), fits a
@@ -14,6 +14,8 @@ dialogues and their replies), then measures:
   normalized edit distance between the run-collapsed unit sequences has its text. The demo's
   questions differ in one word at a time (`what is two plus six` / `… plus seven`), so this asks
   whether units keep those words apart across voices, which is the demo model's weak point;
+  with `--snr`, the held-out-voice queries are identified again with white noise at each SNR
+  (the references stay clean), as users bring noise the units must not confuse with words;
 - decoding: context decoders (±1 and ±2 units) fitted on every assistant reply but 60 held out,
   and the Whisper tiny.en WER of those 60 decoded from their units.
 Prints Markdown for docs/codecs.md. Writes nothing to disk and downloads nothing.
@@ -49,6 +51,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--utterances", type=int, default=100,
                         help="distinct questions identified (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="voice and question sampling seed")
+    parser.add_argument("--snr", type=float, nargs="+", default=[], metavar="DB",
+                        help="also identify the held-out-voice queries with white noise at "
+                             "these SNRs (default: clean only)")
 
 
 def collapsed(units: np.ndarray) -> list[int]:
@@ -88,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
     from training.config import load_recipe
     from training.data.demo_corpus import codec_fit_audio, reply_audio
     from training.data.domain import every_reply, single_turns
-    from training.data.synth import HELD_OUT_VOICES, SAMPLE_RATE_HZ, Voice, sample_training_voice
+    from training.data.synth import (
+        HELD_OUT_VOICES,
+        SAMPLE_RATE_HZ,
+        Voice,
+        add_noise,
+        sample_training_voice,
+    )
     from training.intelligibility import WhisperJudge
     from training.pipeline import CODEC_FIT_DIALOGUES, demo_spec
 
@@ -106,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
 
     held_out_queries = spoken([q for q in questions for _ in range(HELD_OUT_QUERIES)],
                               [held_out_voice() for _ in questions * HELD_OUT_QUERIES])
+    noise_rng = np.random.default_rng(args.seed)
+    noisy_queries = [[(text, add_noise(clip, snr, noise_rng)) for text, clip in held_out_queries]
+                     for snr in args.snr]
     fit_audio = codec_fit_audio(demo_spec(load_recipe("demo")), CODEC_FIT_DIALOGUES)
     replies = every_reply()
     rng.shuffle(replies)
@@ -127,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
             wers.append(judge.word_error_rate(judged, decoded, SAMPLE_RATE_HZ))
         rows.append((context, cepstra, fit_s,
                      identified_share(codec, references, training_queries),
-                     identified_share(codec, references, held_out_queries), wers))
+                     [identified_share(codec, references, queries)
+                      for queries in [held_out_queries, *noisy_queries]], wers))
 
     seconds = sum(clip.size for clip in fit_audio) / SAMPLE_RATE_HZ
     print(f"Unit codecs of {args.units} units fitted on {len(fit_audio)} clips "
@@ -136,13 +151,15 @@ def run(args: argparse.Namespace) -> int:
           f"training-voice and {args.utterances * HELD_OUT_QUERIES} held-out-voice queries; "
           f"{JUDGED_REPLIES} held-out replies decoded. Machine: {os.cpu_count()} cores; whole "
           f"run {time.perf_counter() - started:.0f} s.\n")
+    held_out_columns = ["identified, held-out voices",
+                        *(f"… at {snr:g} dB SNR" for snr in args.snr)]
+    wer_columns = [f"WER of decoded replies, decoder ±{c}" for c in DECODER_CONTEXTS]
     print("| encoder context | cepstra | k-means fit | identified, training voice | "
-          "identified, held-out voices | " + " | ".join(f"WER of decoded replies, decoder ±{c}"
-                                   for c in DECODER_CONTEXTS) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(DECODER_CONTEXTS))
+          + " | ".join(held_out_columns + wer_columns) + " |")
+    print("|---|---|---|---|" + "---|" * (len(held_out_columns) + len(wer_columns)))
     for context, cepstra, fit_s, training, held_out, wers in rows:
         print(f"| ±{context} | {cepstra or 'all mels'} | {fit_s:.0f} s | {training:.1%} | "
-              f"{held_out:.1%} | " + " | ".join(f"{wer:.1%}" for wer in wers) + " |")
+              + " | ".join(f"{share:.1%}" for share in [*held_out, *wers]) + " |")
     return 0
 
 
