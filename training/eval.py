@@ -87,17 +87,17 @@ class BundleReport:
         turns = self.turns
         ttfa = [t.ttfa_ms for t in turns if t.ttfa_ms is not None]
         chain = Chain.parse(self.chain)
-        heard = [t.speech_exact for t in turns if t.speech_exact is not None]
+        heard = [t.speech_exact for t in turns]  # None where no judge listened
         by_intent: dict[str, list[bool]] = {}
-        for t in turns:
-            correct = t.reply_exact if chain.emits_reply_text else t.speech_exact
+        for t, speech_exact in zip(turns, heard, strict=True):
+            correct = t.reply_exact if chain.emits_reply_text else speech_exact
             if correct is not None:  # an A-A turn nobody listened to has no accuracy
                 by_intent.setdefault(t.intent or "-", []).append(correct)
         return {
             "label": self.label, "bundle": self.bundle, "chain": self.chain, "turns": len(turns),
             "reply_exact": _share([t.reply_exact for t in turns])
             if chain.emits_reply_text else None,
-            "speech_exact": _share(heard),
+            "speech_exact": _share([exact for exact in heard if exact is not None]),
             "speech_wer": self.speech_wer,
             "transcript_exact": _share([t.transcript == t.reference_transcript for t in turns])
             if chain.emits_transcript else None,
