@@ -8,12 +8,13 @@ import shutil
 
 import numpy as np
 import pytest
+import threadpoolctl
 from memorized import ASSISTANT_VOICE, DIALOGUES, speak
 
 from model.conversation import ReplyAudio, ReplyTextDelta, TranscriptDelta, TurnDone
 from model.engine import EngineBusy
 from model.level import speech_level_dbfs
-from model.runtime import Runtime, RuntimeConfig
+from model.runtime import CODEC_BLAS_THREADS, Runtime, RuntimeConfig
 
 
 async def _runtime(bundle_dir, **config) -> Runtime:
@@ -158,3 +159,16 @@ async def test_input_at_24khz_is_resampled(memorized_ata_bundle) -> None:
         await runtime.close()
     assert isinstance(events[-1], TurnDone)
     assert all(np.isfinite(e.samples).all() for e in events if isinstance(e, ReplyAudio))
+
+
+async def test_warmup_pins_the_codec_blas_to_one_thread(memorized_ata_bundle) -> None:
+    """Idle OpenBLAS workers busy-wait after each codec call and take cores from the engine."""
+    threadpoolctl.threadpool_limits(2, user_api="blas")
+    runtime = Runtime.load(memorized_ata_bundle, RuntimeConfig())
+    try:
+        await runtime.warmup()
+        blas = [pool for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+    finally:
+        await runtime.close()
+    assert blas  # numpy's OpenBLAS is seen
+    assert {pool["num_threads"] for pool in blas} == {CODEC_BLAS_THREADS}
