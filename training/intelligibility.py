@@ -13,10 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from model.audio import check_samples, resample
 
 WHISPER_SAMPLE_RATE_HZ = 16_000
+# numpy BLAS threads while transcribing. faster-whisper computes its log-mel features with numpy
+# matrix products, which round differently with another thread count; on the dev CPU that changed
+# Whisper's words for 8 of 75 demo replies ("2 3 4 5 6" against "2, 3, 4, 5, 6"). One thread makes
+# the judge's text independent of the thread count (and of a serving runtime having pinned it).
+JUDGE_BLAS_THREADS = 1
 
 _ONES = (
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
@@ -117,6 +123,7 @@ class WhisperJudge:
         if beam_size < 1:
             raise ValueError(f"beam_size must be ≥ 1, got {beam_size}")
         self.beam_size = beam_size
+        self._blas = ThreadpoolController()
         self._model = WhisperModel(
             str(whisper_model_path()), device="cpu", compute_type="int8",
             cpu_threads=cpu_threads, local_files_only=True,
@@ -125,15 +132,17 @@ class WhisperJudge:
     def transcribe(self, samples: np.ndarray, sample_rate: int) -> str:
         """Mono float32 (T,) at `sample_rate` → Whisper's raw English transcript."""
         audio = resample(check_samples(samples, sample_rate), sample_rate, WHISPER_SAMPLE_RATE_HZ)
-        segments, _ = self._model.transcribe(
-            audio, language="en", beam_size=self.beam_size, without_timestamps=True,
-            condition_on_previous_text=False, vad_filter=False,
-            temperature=0.0,  # no sampled fallback: the same audio always gets the same text
-            # tiny.en can loop on degraded audio ("8, 8, 8, …" a hundred times), and one loop
-            # would outweigh a whole test set; the domain never repeats three tokens in a row
-            no_repeat_ngram_size=3,
-        )
-        return " ".join(segment.text.strip() for segment in segments).strip()
+        with self._blas.limit(limits=JUDGE_BLAS_THREADS, user_api="blas"):
+            segments, _ = self._model.transcribe(
+                audio, language="en", beam_size=self.beam_size, without_timestamps=True,
+                condition_on_previous_text=False, vad_filter=False,
+                temperature=0.0,  # no sampled fallback: the same audio always gets the same text
+                # tiny.en can loop on degraded audio ("8, 8, 8, …" a hundred times), and one loop
+                # would outweigh a whole test set; the domain never repeats three tokens in a row
+                no_repeat_ngram_size=3,
+            )
+            # segments is lazy: the features are computed while it is read, inside the limit
+            return " ".join(segment.text.strip() for segment in segments).strip()
 
     def word_error_rate(
         self, references: Sequence[str], clips: Sequence[np.ndarray], sample_rate: int

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
+import threadpoolctl
 
 from model.audio import resample
 from training.data.domain import NUMBER_WORDS
@@ -84,3 +87,39 @@ def test_corpus_wer_separates_speech_from_garbage(judge: WhisperJudge) -> None:
 def test_transcription_is_deterministic(judge: WhisperJudge) -> None:
     samples = synthesize("the opposite of early is late", HELD_OUT_VOICES[0])
     assert judge.transcribe(samples, 16_000) == judge.transcribe(samples, 16_000)
+
+
+def _first_test_reply() -> tuple[np.ndarray, int]:
+    """The shipped ICoT bundle's spoken reply to the first test question (held-out voice)."""
+    from model.conversation import ReplyAudio
+    from model.runtime import Runtime
+    from training.config import load_recipe
+    from training.eval import demo_dialogues
+    from training.pipeline import demo_spec
+
+    turn = demo_dialogues(demo_spec(load_recipe("demo")), "test", 1)[0][0]
+
+    async def answer() -> tuple[np.ndarray, int]:
+        runtime = Runtime.load("checkpoints/demo")
+        await runtime.warmup()
+        try:
+            chunks = [event.samples async for event in
+                      runtime.new_conversation().respond(turn.audio, turn.sample_rate)
+                      if isinstance(event, ReplyAudio)]
+        finally:
+            await runtime.close()
+        return np.concatenate(chunks), runtime.sample_rate
+
+    return asyncio.run(answer())
+
+
+def test_transcription_does_not_depend_on_the_blas_thread_count(judge: WhisperJudge) -> None:
+    """On the dev CPU Whisper heard this reply as '2 3 4 5 6' with numpy's BLAS on two threads
+    and as '2, 3, 4, 5, 6' on one, before the judge ran its features on one thread."""
+    reply, sample_rate = _first_test_reply()
+    heard = {}
+    for threads in (2, 1):
+        with threadpoolctl.threadpool_limits(threads, user_api="blas"):
+            heard[threads] = judge.transcribe(reply, sample_rate)
+    assert heard[2] == heard[1]
+    assert normalize(heard[1]) == "two three four five six"
