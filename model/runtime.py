@@ -25,7 +25,7 @@ WARMUP_AUDIO_S = 1.0
 # numpy/scipy BLAS threads while serving. The unit codec's matrix products cover one turn or one
 # chunk (≤ a few hundred frames), too small to gain from a second thread, and OpenBLAS workers
 # busy-wait for a while after every call: on the 2-core dev CPU they took a core from the engine
-# thread, and a 80-token prefill right after the turn's encode took 12.2 ms instead of 8.3 ms.
+# thread, and an 80-token prefill right after the turn's encode took 12.2 ms instead of 8.3 ms.
 CODEC_BLAS_THREADS = 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,6 +90,9 @@ def test_transcription_is_deterministic(judge: WhisperJudge) -> None:
     assert judge.transcribe(samples, 16_000) == judge.transcribe(samples, 16_000)
 
 
+SHIPPED_ICOT_BUNDLE = Path(__file__).resolve().parents[2] / "checkpoints" / "demo"
+
+
 def _first_test_reply() -> tuple[np.ndarray, int]:
     """The shipped ICoT bundle's spoken reply to the first test question (held-out voice)."""
     from model.conversation import ReplyAudio
@@ -100,7 +104,7 @@ def _first_test_reply() -> tuple[np.ndarray, int]:
     turn = demo_dialogues(demo_spec(load_recipe("demo")), "test", 1)[0][0]
 
     async def answer() -> tuple[np.ndarray, int]:
-        runtime = Runtime.load("checkpoints/demo")
+        runtime = Runtime.load(SHIPPED_ICOT_BUNDLE)
         await runtime.warmup()
         try:
             chunks = [event.samples async for event in
