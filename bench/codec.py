@@ -36,7 +36,7 @@ from training.data.synth import (
     sample_training_voice,
     synthesize_many,
 )
-from training.intelligibility import WhisperJudge
+from training.evaluation.intelligibility import WhisperJudge
 
 # (context, lookahead, crossfade) frames tried against the shipped spec's chunk sizes
 STREAMING_CANDIDATES = ((0, 4, 2), (2, 4, 2), (4, 0, 0), (4, 1, 1), (4, 2, 2), (4, 3, 2),

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         add_noise,
         sample_training_voice,
     )
-    from training.intelligibility import WhisperJudge
+    from training.evaluation.intelligibility import WhisperJudge
     from training.pipeline import CODEC_FIT_DIALOGUES, demo_spec
 
     started = time.perf_counter()

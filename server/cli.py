@@ -15,7 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "codec": ("model.codecs.cli", "fit a unit codec, round-trip audio through a codec"),
     "bench": ("bench.cli", "benchmarks (engine, …); each prints a markdown table"),
     "train": ("training.cli", "run a training recipe end to end: corpus, stages, bundles, eval"),
-    "eval": ("training.eval_cli", "evaluate bundles on a split; print the results table"),
+    "eval": ("training.evaluation.cli", "evaluate bundles on a split; print the results table"),
 }
 
 

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     for label, path in summary.bundles.items():
         print(f"{label}: {path}")
     if summary.results_page is not None:
-        from training.results import comparison_table
+        from training.evaluation.results import comparison_table
 
         print()
         print(comparison_table(summary.summaries))

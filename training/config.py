@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from training.schedule import RemovalSchedule
+from training.stages.schedule import RemovalSchedule
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 PHASES = ("all", "prepare", "train")  # what `icot train --phase` runs of a recipe (pipeline.py)
@@ -147,7 +147,7 @@ class ModelConfig:
 
 @dataclass
 class LoraSettings:
-    """A peft LoRA adapter (training/lora.py)."""
+    """A peft LoRA adapter (training/stages/lora.py)."""
 
     r: int = 32
     """Rank of the update (the paper: 32)."""

@@ -316,9 +316,9 @@ def machine_description() -> str:
 
 def evaluate_run(recipe: Recipe, summary: RunSummary, options: RunOptions) -> None:
     """Evaluate the bundles on the test split; write run_dir/results.md (and options.results)."""
-    from training.eval import count_turns, demo_dialogues, evaluate
-    from training.intelligibility import WhisperJudge
-    from training.results import write_results_page
+    from training.evaluation.eval import count_turns, demo_dialogues, evaluate
+    from training.evaluation.intelligibility import WhisperJudge
+    from training.evaluation.results import write_results_page
 
     if recipe.data.source != "demo":
         print(f"{recipe.name}: evaluation needs the user turns' audio, which the SODA-TTS reader "

@@ -16,7 +16,7 @@ from training.config import (
     recipe_from_dict,
     shipped_recipes,
 )
-from training.schedule import RemovalSchedule
+from training.stages.schedule import RemovalSchedule
 
 
 @pytest.mark.parametrize("path", shipped_recipes(), ids=lambda p: p.stem)

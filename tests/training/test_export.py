@@ -21,8 +21,8 @@ from training.export import (
     export_cot_bundle,
     generation_config,
 )
-from training.lora import add_lora
 from training.stages.cot import build_scratch_model
+from training.stages.lora import add_lora
 
 N_UNITS = 32
 

@@ -20,8 +20,8 @@ from model.chain import Chain
 from training.cli import main as train_main
 from training.config import load_recipe
 from training.data.shards import Corpus
-from training.schedule import OptimizerReset
 from training.stages.loop import read_log
+from training.stages.schedule import OptimizerReset
 
 REPO = Path(__file__).resolve().parents[2]
 ACCELERATE = Path(sys.executable).with_name("accelerate")

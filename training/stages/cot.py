@@ -20,9 +20,9 @@ from model.speech_tokens import SpeechVocab
 from model.word_tokenizer import build_word_tokenizer
 from training.config import ModelConfig
 from training.data.shards import Corpus
-from training.lora import add_lora
 from training.stages.context import StageContext, pad_id
 from training.stages.loop import StageSpec
+from training.stages.lora import add_lora
 from training.stages.monitor import teacher_forced
 from training.stages.stream import iter_turns
 

@@ -1,7 +1,7 @@
 """Stage 2 (ICoT) and the paper's two comparison models, each a LoRA adapter on stage 1.
 
 - ICoT (`stage2`): at step s each turn loses the first k = s // T + 1 + offset transcript tokens
-  (training/schedule.py); the optimizer is reset each time k grows; optionally KL to the frozen
+  (schedule.py); the optimizer is reset each time k grows; optionally KL to the frozen
   stage-1 model (the same weights with the adapter disabled) on the reply-speech logits. It runs
   until the longest transcript is gone plus `extra_steps`: the end state is the A-T-A chain.
 - No-CoT baseline (`no_cot`): A-T-A examples from the first step, no curriculum.
@@ -19,12 +19,12 @@ from typing import Any
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from training.lora import add_lora, load_adapter
-from training.schedule import OptimizerReset, RemovalSchedule
 from training.stages.context import StageContext, pad_id
 from training.stages.examples import Rendered, Renderer, TurnItem
 from training.stages.loop import StageSpec
+from training.stages.lora import add_lora, load_adapter
 from training.stages.monitor import teacher_forced
+from training.stages.schedule import OptimizerReset, RemovalSchedule
 from training.stages.stream import iter_turns
 
 ICOT, NO_COT, AA_ICOT = "stage2", "no_cot", "aa_icot"

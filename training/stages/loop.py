@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from model.template import PromptTooLongError
 from training.config import TrainingConfig
-from training.distill import reply_speech_kl
+from training.stages.distill import reply_speech_kl
 from training.stages.examples import Rendered, TurnItem
 from training.stages.stream import BatchPlanner, TurnStream
 

@@ -4,7 +4,8 @@ The model reads each rendered sequence once; a target token counts as right when
 the position before it is that token. `text_exact` is the share of sequences whose every target
 token outside the reply speech is right (what is left of the transcript, the markers and the
 reply text); `speech_acc` the share of reply-speech tokens that are right. These are not
-generation metrics (training/eval.py measures those); they trace accuracy against k in stage 2.
+generation metrics (training/evaluation/eval.py measures those); they trace accuracy
+against k in stage 2.
 Knows nothing of stages or files.
 """
 

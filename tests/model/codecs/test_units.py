@@ -354,7 +354,7 @@ def test_round_trip_stays_intelligible() -> None:
     the assistant voice) and judged on sentences it never saw, spoken by the held-out voices and
     by the assistant voice.
     """
-    from training.intelligibility import WhisperJudge
+    from training.evaluation.intelligibility import WhisperJudge
 
     turns = single_turns()
     random.Random(0).shuffle(turns)

@@ -11,7 +11,7 @@ from memorized import DIALOGUES, speak
 from model.bundle import Bundle
 from training.data.demo_corpus import DemoCorpusSpec, plan_dialogue
 from training.data.synth import SynthesisError
-from training.eval import Condition, EvalTurn, count_turns, demo_dialogues, evaluate
+from training.evaluation.eval import Condition, EvalTurn, count_turns, demo_dialogues, evaluate
 
 SAMPLE_RATE_HZ = 16_000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from training.results import (
+from training.evaluation.results import (
     PAPER_ORDER,
     comparison_table,
     target_checks,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.distill import reply_speech_kl
+from training.stages.distill import reply_speech_kl
 
 V = 11
 

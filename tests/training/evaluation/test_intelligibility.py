@@ -12,7 +12,7 @@ import threadpoolctl
 from model.audio import resample
 from training.data.domain import NUMBER_WORDS
 from training.data.synth import HELD_OUT_VOICES, synthesize
-from training.intelligibility import (
+from training.evaluation.intelligibility import (
     WhisperJudge,
     normalize,
     number_to_words,
@@ -98,7 +98,7 @@ def _first_test_reply() -> tuple[np.ndarray, int]:
     from model.conversation import ReplyAudio
     from model.runtime import Runtime
     from training.config import load_recipe
-    from training.eval import demo_dialogues
+    from training.evaluation.eval import demo_dialogues
     from training.pipeline import demo_spec
 
     turn = demo_dialogues(demo_spec(load_recipe("demo")), "test", 1)[0][0]

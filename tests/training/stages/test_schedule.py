@@ -8,7 +8,7 @@ import random
 import pytest
 from scipy import stats
 
-from training.schedule import OptimizerReset, RemovalSchedule
+from training.stages.schedule import OptimizerReset, RemovalSchedule
 
 
 def test_k_grows_by_one_every_T_steps():

@@ -1,10 +1,11 @@
 """The results page: the paper's comparison table from evaluation reports, and training plots.
 
-`comparison_table` renders bundle summaries (training/eval.py) as markdown, rows in the paper's
-order (A-T-T-A, A-T-A without the ASR CoT, A-T-A ICoT, A-A ICoT), with each chain's TTFA change
-against the A-T-T-A row on the same utterances. `plot_losses` and `plot_accuracy_vs_k` read a run
-directory's log.jsonl / monitor.jsonl files. `write_results_page` puts it together in a markdown
-file with the PNGs in a folder beside it. Knows nothing of models or engines.
+`comparison_table` renders bundle summaries (eval.py, beside it) as markdown, rows in the
+paper's order (A-T-T-A, A-T-A without the ASR CoT, A-T-A ICoT, A-A ICoT), with each chain's
+TTFA change against the A-T-T-A row on the same utterances. `plot_losses` and
+`plot_accuracy_vs_k` read a run directory's log.jsonl / monitor.jsonl files.
+`write_results_page` puts it together in a markdown file with the PNGs in a folder beside it.
+Knows nothing of models or engines.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ tiny.en WER against the reference reply, and exact match of its normalized trans
 accuracy where the chain writes one, time to first audio (TTFA: from the user's audio in hand to
 the first PCM chunk, as `TurnTimings.first_audio_ms`) and total time. Bundles are run
 interleaved, dialogue by dialogue, so load on a shared machine falls on all of them alike; Whisper
-runs after all generation. Writes nothing; training/results.py turns reports into the results
-page.
+runs after all generation. Writes nothing; results.py (beside it) turns reports into the
+results page.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from model.chain import Chain
-from training.intelligibility import normalize, word_error_rate
+from training.evaluation.intelligibility import normalize, word_error_rate
 
 ENGINE_SLOTS = 1  # one request at a time: latency as a single user sees it
 

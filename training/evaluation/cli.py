@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from model.bundle import BundleError, read_config
     from training.config import RecipeError, load_recipe
     from training.data.synth import SynthesisError
-    from training.eval import Condition, demo_dialogues, evaluate
+    from training.evaluation.eval import Condition, demo_dialogues, evaluate
+    from training.evaluation.results import comparison_table, write_results_page
     from training.pipeline import demo_spec, machine_description
-    from training.results import comparison_table, write_results_page
 
     if len(args.labels) > len(args.bundles):
         print("icot eval: more --label than --bundle", file=sys.stderr)
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     dialogues = demo_dialogues(demo_spec(recipe), args.split, args.limit, condition)
     transcribe = None
     if not args.no_whisper:
-        from training.intelligibility import WhisperJudge
+        from training.evaluation.intelligibility import WhisperJudge
 
         transcribe = WhisperJudge().transcribe
     def progress(done: int, total: int) -> None:

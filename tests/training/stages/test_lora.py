@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from training.config import LLAMA_LORA_TARGETS, LoraSettings
-from training.lora import add_lora, load_adapter, save_adapter
+from training.stages.lora import add_lora, load_adapter, save_adapter
 
 LAYERS = 2
 
