@@ -20,7 +20,7 @@ from model.chain import Chain
 from training.cli import main as train_main
 from training.config import load_recipe
 from training.data.shards import Corpus
-from training.stages.loop import read_log
+from training.stages.logs import read_log
 from training.stages.schedule import OptimizerReset
 
 REPO = Path(__file__).resolve().parents[2]

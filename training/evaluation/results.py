@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from training.stages.loop import read_log
+from training.stages.logs import read_log
 
 PAPER_ORDER = ("A-T-T-A", "A-T-A no-CoT", "A-T-A ICoT", "A-A ICoT")
 STAGE_LABELS = {"stage1": "stage 1 (A-T-T-A)", "stage2": "stage 2 (ICoT → A-T-A)",

@@ -2,12 +2,12 @@
 
 A stage (cot.py, icot.py) describes itself with a `StageSpec`: how long it runs, its learning
 rate, how a turn becomes a token sequence at a given step, when the optimizer resets, the KL
-weight and an optional monitor. `run_stage` owns the rest: right-padded batches, cross-entropy
-on each sequence's target part only (`ids[boundary:]`), KL to the frozen stage-1 model through
-peft's `disable_adapter()`, AdamW with linear warmup (restarted at each reset) and an optional
-cosine decay, gradient accumulation and clipping, a progress bar and `log.jsonl`, and resumable
-checkpoints. It runs single-process or under `accelerate launch` (DDP; each rank reads its own
-slice of the data).
+weight and an optional monitor. `run_stage` owns the rest: right-padded batches and
+the cross-entropy on each sequence's target part only (batch.py), KL to the frozen stage-1
+model through peft's `disable_adapter()`, AdamW with linear warmup (restarted at each reset) and
+an optional cosine decay, gradient accumulation and clipping, a progress bar and `log.jsonl`
+(logs.py), and resumable checkpoints (checkpoints.py). It runs single-process or under
+`accelerate launch` (DDP; each rank reads its own slice of the data).
 Knows nothing of chains, corpora or the removal schedule's arithmetic.
 """
 
@@ -19,83 +19,34 @@ import math
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
 from model.template import PromptTooLongError
 from training.config import TrainingConfig
+from training.stages.batch import Batch, collate, target_loss
+from training.stages.checkpoints import (
+    CHECKPOINTS_KEPT,
+    COMPLETE_MARKER,
+    WEIGHTS_FILE,
+    checkpoint_dir,
+    inner_optimizer,
+    latest_checkpoint,
+    load_trainable,
+    reset_optimizer,
+    trainable_state,
+)
 from training.stages.distill import reply_speech_kl
 from training.stages.examples import Rendered, TurnItem
+from training.stages.logs import RunLog
 from training.stages.stream import BatchPlanner, TurnStream
-
-IGNORE_INDEX = -100  # label of positions outside the target (no loss)
-CHECKPOINTS_KEPT = 2
-WEIGHTS_FILE = "trainable.safetensors"
-COMPLETE_MARKER = "COMPLETE"
-
-
-@dataclass
-class Batch:
-    """Right-padded tensors for one micro-batch.
-
-    input_ids, attention_mask, labels: (B, T); labels hold IGNORE_INDEX outside the targets.
-    speech_mask: (B, T) bool, the positions whose logits predict the reply's speech tokens.
-    teacher: the same turns as the KL teacher reads them, or None.
-    """
-
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    labels: torch.Tensor
-    speech_mask: torch.Tensor
-    teacher: Batch | None = None
-
-    def to(self, device: torch.device) -> Batch:
-        return Batch(self.input_ids.to(device), self.attention_mask.to(device),
-                     self.labels.to(device), self.speech_mask.to(device),
-                     None if self.teacher is None else self.teacher.to(device))
-
-    @property
-    def target_tokens(self) -> int:
-        return int((self.labels != IGNORE_INDEX).sum())
-
-
-def collate(rendered: Sequence[Rendered], pad_id: int) -> Batch:
-    """Pad sequences on the right into a Batch; labels are ids[boundary:], shifted by the model."""
-    width = max(len(r.ids) for r in rendered)
-    shape = (len(rendered), width)
-    input_ids = torch.full(shape, pad_id, dtype=torch.long)  # (B, T)
-    attention_mask = torch.zeros(shape, dtype=torch.long)  # (B, T)
-    labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)  # (B, T)
-    speech_mask = torch.zeros(shape, dtype=torch.bool)  # (B, T)
-    for row, r in enumerate(rendered):
-        n = len(r.ids)
-        input_ids[row, :n] = torch.tensor(r.ids)
-        attention_mask[row, :n] = 1
-        labels[row, r.boundary:n] = input_ids[row, r.boundary:n]
-        speech_mask[row, [p - 1 for p in r.speech_positions]] = True
-    teachers = [r.teacher for r in rendered]
-    teacher = None
-    if any(t is not None for t in teachers):
-        if not all(t is not None for t in teachers):
-            raise ValueError("either every sequence of a batch has a teacher view or none")
-        teacher = collate(teachers, pad_id)
-    return Batch(input_ids, attention_mask, labels, speech_mask, teacher)
-
-
-def target_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of the target tokens; logits (B, T, V) predict labels shifted by one."""
-    shifted = labels[:, 1:]  # (B, T-1)
-    where = shifted != IGNORE_INDEX  # (B, T-1)
-    picked = logits[:, :-1][where].float()  # (N, V): only the target positions, in float32
-    return F.cross_entropy(picked, shifted[where])
 
 
 @dataclass(frozen=True)
@@ -160,67 +111,6 @@ def last_reset_before(step: int, reset_due: Callable[[int], bool]) -> int:
     return 0
 
 
-# ---- checkpoints ---------------------------------------------------------------------------
-
-
-def checkpoint_dir(stage_dir: Path, step: int) -> Path:
-    return stage_dir / "checkpoints" / f"step-{step:07d}"
-
-
-def latest_checkpoint(stage_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a stage (its COMPLETE marker written last), or None."""
-    root = stage_dir / "checkpoints"
-    done = sorted(p for p in root.glob("step-*") if (p / COMPLETE_MARKER).is_file()) \
-        if root.is_dir() else []
-    return done[-1] if done else None
-
-
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The parameters that train (all of them, or the adapter's), by name."""
-    return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters()
-            if p.requires_grad}
-
-
-def load_trainable(model: nn.Module, path: Path) -> None:
-    """Put saved trainable parameters back; every saved name must be a parameter of `model`."""
-    tensors = load_file(str(path))
-    names = {name for name, _ in model.named_parameters()}
-    foreign = sorted(set(tensors) - names)
-    if foreign:
-        raise ValueError(f"{path}: parameters the model does not have: {foreign[:5]}")
-    model.load_state_dict(tensors, strict=False)
-
-
-def _inner_optimizer(optimizer: Any) -> torch.optim.Optimizer:
-    return getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
-
-
-def reset_optimizer(optimizer: Any) -> None:
-    """Forget every moment estimate and step count (AdamW re-initializes them lazily)."""
-    _inner_optimizer(optimizer).state.clear()
-
-
-class _Log:
-    """Appends JSON lines; on resume, drops lines written after the checkpoint's step."""
-
-    def __init__(self, path: Path, keep_through_step: int | None, enabled: bool) -> None:
-        self.path = path
-        self.enabled = enabled
-        if not enabled:
-            return
-        if keep_through_step is None:
-            path.unlink(missing_ok=True)
-        elif path.is_file():
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if line and json.loads(line)["step"] <= keep_through_step]
-            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-    def write(self, entry: dict[str, Any]) -> None:
-        if self.enabled:
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(entry) + "\n")
-
-
 @dataclass
 class StageResult:
     """A finished stage: the trained (unwrapped) model and what the loop measured."""
@@ -258,7 +148,7 @@ class _Trainer:
     def resume(self, checkpoint: Path) -> int:
         load_trainable(self.unwrapped, checkpoint / WEIGHTS_FILE)
         state = torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True)
-        _inner_optimizer(self.optimizer).load_state_dict(state)
+        inner_optimizer(self.optimizer).load_state_dict(state)
         rank = self.accelerator.process_index
         mine = torch.load(checkpoint / f"rank-{rank}.pt", map_location="cpu", weights_only=False)
         if mine["world_size"] != self.accelerator.num_processes:
@@ -282,7 +172,7 @@ class _Trainer:
                    tmp / f"rank-{acc.process_index}.pt")
         if acc.is_main_process:
             save_file(trainable_state(self.unwrapped), str(tmp / WEIGHTS_FILE))
-            torch.save(_inner_optimizer(self.optimizer).state_dict(), tmp / "optimizer.pt")
+            torch.save(inner_optimizer(self.optimizer).state_dict(), tmp / "optimizer.pt")
             (tmp / "state.json").write_text(json.dumps({"step": step, "stage": self.spec.name}))
         acc.wait_for_everyone()
         if acc.is_main_process:
@@ -354,7 +244,7 @@ class _Trainer:
             metrics["kl"] = kl
         return metrics
 
-    def run_monitor(self, step: int, log: _Log) -> None:
+    def run_monitor(self, step: int, log: RunLog) -> None:
         if self.spec.monitor is None:
             return
         if self.accelerator.is_main_process:
@@ -392,9 +282,9 @@ def run_stage(
     checkpoint = latest_checkpoint(stage_dir) if resume else None
     if checkpoint is not None:
         start = trainer.resume(checkpoint)
-    log = _Log(stage_dir / "log.jsonl", start if checkpoint else None, main)
+    log = RunLog(stage_dir / "log.jsonl", start if checkpoint else None, main)
     # a monitor entry is written before its step runs: keep those of steps already run
-    monitor_log = _Log(stage_dir / "monitor.jsonl", start - 1 if checkpoint else None, main)
+    monitor_log = RunLog(stage_dir / "monitor.jsonl", start - 1 if checkpoint else None, main)
     last_reset = last_reset_before(start, spec.reset_due) if start else 0
     model_to_train = trainer.model
     model_to_train.train()
@@ -443,9 +333,3 @@ def run_stage(
     return StageResult(trainer.unwrapped, trainer.total, trainer.skipped,
                        time.perf_counter() - began)
 
-
-def read_log(path: Path) -> list[dict[str, Any]]:
-    """The entries of a log.jsonl or monitor.jsonl ([] when absent)."""
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]

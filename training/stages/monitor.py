@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from training.stages.batch import collate
 from training.stages.examples import Rendered
-from training.stages.loop import collate
 
 MONITOR_BATCH = 16
 

@@ -16,20 +16,16 @@ from model.template import Template
 from model.word_tokenizer import build_word_tokenizer
 from training.config import ModelConfig, TrainingConfig
 from training.data.shards import Corpus, SplitPlan, build_corpus
+from training.stages.batch import IGNORE_INDEX, collate, target_loss
+from training.stages.checkpoints import WEIGHTS_FILE, latest_checkpoint, reset_optimizer
 from training.stages.cot import build_scratch_model
 from training.stages.examples import Renderer, approx_tokens, turn_items
+from training.stages.logs import read_log
 from training.stages.loop import (
-    IGNORE_INDEX,
-    WEIGHTS_FILE,
     StageSpec,
-    collate,
     last_reset_before,
-    latest_checkpoint,
-    read_log,
-    reset_optimizer,
     run_stage,
     schedule_factor,
-    target_loss,
     warmup_factor,
 )
 from training.stages.monitor import teacher_forced
