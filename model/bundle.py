@@ -10,7 +10,6 @@ nothing of the engine, the server or training.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import torch
 
 from model.chain import Chain
 from model.codecs import CODEC_CLASSES, SpeechCodec, load_codec
+from model.config_loader import ConfigError, FieldError, from_data, required_in_file, to_data
 from model.parser import ChainParser
 from model.sampling import SamplingParams
 from model.speech_tokens import MissingTokenError, SpeechVocab
@@ -41,15 +41,6 @@ class BundleError(ValueError):
     """A bundle that cannot be served; the message names the file and the field at fault."""
 
 
-class FieldError(ValueError):
-    """A bad value in bundle.json: `field` is its dotted path (`generation.text.top_p`)."""
-
-    def __init__(self, field_path: str, problem: str) -> None:
-        super().__init__(f"field '{field_path}': {problem}")
-        self.field = field_path
-        self.problem = problem
-
-
 @dataclass(frozen=True)
 class CodecRef:
     """Which codec turns units into audio: `kind` as registered in model.codecs, and the
@@ -60,9 +51,9 @@ class CodecRef:
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, str) or self.kind not in CODEC_CLASSES:
-            raise FieldError("codec.kind", f"unknown codec kind {self.kind!r}; known kinds: "
+            raise FieldError("kind", f"unknown codec kind {self.kind!r}; known kinds: "
                                            f"{', '.join(CODEC_CLASSES)}")
-        _check_path("codec.path", self.path)
+        _check_path("path", self.path)
 
 
 @dataclass(frozen=True)
@@ -83,10 +74,10 @@ class GenerationConfig:
 
     def __post_init__(self) -> None:
         if not _is_int(self.max_new_tokens) or self.max_new_tokens < 1:
-            raise FieldError("generation.max_new_tokens",
+            raise FieldError("max_new_tokens",
                              f"must be an integer ≥ 1, got {self.max_new_tokens!r}")
         if self.seed is not None and (not _is_int(self.seed) or not 0 <= self.seed < 2**63):
-            raise FieldError("generation.seed",
+            raise FieldError("seed",
                              f"must be null or an integer in [0, 2**63), got {self.seed!r}")
 
 
@@ -108,12 +99,12 @@ class BundleConfig:
 
     chain: Chain
     codec: CodecRef
-    llm: str = "llm"
+    llm: str = required_in_file("llm")
     adapter: str | None = None
     template: str = "anygpt"
     generation: GenerationConfig = field(default_factory=GenerationConfig)
-    input_level_dbfs: tuple[float, float] | None = None
-    format: str = FORMAT
+    input_level_dbfs: tuple[float, ...] | None = None  # a pair: (low, high)
+    format: str = required_in_file(FORMAT)
 
     def __post_init__(self) -> None:
         if not isinstance(self.format, str) or self.format != FORMAT:
@@ -135,23 +126,13 @@ class BundleConfig:
             object.__setattr__(self, "input_level_dbfs", _level_range(self.input_level_dbfs))
 
     @classmethod
-    def from_dict(cls, data: Any) -> BundleConfig:
-        """Build from parsed bundle.json; any problem is a FieldError naming the field."""
-        values = _fields_of(cls, data, "", required={"format", "chain", "codec", "llm"})
-        values["codec"] = CodecRef(**_fields_of(CodecRef, values["codec"], "codec.",
-                                                required={"kind", "path"}))
-        if "generation" in values:
-            generation = _fields_of(GenerationConfig, values["generation"], "generation.")
-            for name in ("text", "speech"):
-                if name in generation:
-                    generation[name] = _sampling(generation[name], f"generation.{name}")
-            values["generation"] = GenerationConfig(**generation)
-        return cls(**values)
+    def from_dict(cls, data: Any, *, source: str = BUNDLE_FILE) -> BundleConfig:
+        """Build from parsed bundle.json; any problem is a ConfigError naming source and field."""
+        return from_data(cls, data, source=source)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object bundle.json holds (format first)."""
-        data = dataclasses.asdict(self)
-        data["chain"] = self.chain.value
+        data = to_data(self)
         return {"format": data.pop("format"), **data}
 
 
@@ -179,9 +160,9 @@ def read_config(directory: str | Path) -> BundleConfig:
     if not isinstance(data, dict):
         raise BundleError(f"{path}: expected a JSON object, got {type(data).__name__}")
     try:
-        return BundleConfig.from_dict(data)
-    except FieldError as exc:
-        raise BundleError(f"{path}: {exc}") from None
+        return BundleConfig.from_dict(data, source=str(path))
+    except ConfigError as exc:
+        raise BundleError(f"{path}: field '{exc.field}': {exc.message}") from None
 
 
 @dataclass
@@ -393,36 +374,6 @@ def _merge_adapter(model: Any, adapter_dir: Path, json_path: Path) -> Any:
 
 
 # ---- bundle.json validation helpers ----------------------------------------------------------
-
-
-def _fields_of(cls: type, data: Any, prefix: str, required: set[str] = frozenset()) -> dict:
-    """The JSON object `data` as keyword arguments of dataclass `cls`: unknown or missing keys
-    and non-objects are FieldErrors; values are checked by `cls.__post_init__`."""
-    where = prefix.rstrip(".") or "(top level)"
-    if not isinstance(data, dict):
-        raise FieldError(where, f"expected a JSON object, got {type(data).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            raise FieldError(prefix + str(key), f"unknown field; known: {', '.join(sorted(names))}")
-    for key in sorted(required):
-        if key not in data:
-            raise FieldError(prefix + key, "missing")
-    return dict(data)
-
-
-def _sampling(data: Any, where: str) -> SamplingParams:
-    if not isinstance(data, dict):
-        raise FieldError(where, f"expected a JSON object, got {type(data).__name__}")
-    for key, value in data.items():
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise FieldError(f"{where}.{key}", f"expected a number, got {value!r}")
-    if "top_k" in data and not _is_int(data["top_k"]):
-        raise FieldError(f"{where}.top_k", f"expected an integer, got {data['top_k']!r}")
-    try:
-        return SamplingParams.from_dict(data)
-    except (ValueError, TypeError) as exc:
-        raise FieldError(where, str(exc)) from None
 
 
 def _check_path(field_path: str, value: Any) -> None:

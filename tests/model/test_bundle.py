@@ -185,7 +185,7 @@ WRONG_BUNDLES = {
     "top_p not a number": (set_field("generation", "speech", "top_p", value="high"),
                            ["bundle.json", "field 'generation.speech.top_p'"]),
     "unknown sampling field": (set_field("generation", "text", "min_p", value=0.1),
-                               ["bundle.json", "field 'generation.text'", "min_p"]),
+                               ["bundle.json", "field 'generation.text.min_p'", "unknown"]),
     "zero max_new_tokens": (set_field("generation", "max_new_tokens", value=0),
                             ["bundle.json", "field 'generation.max_new_tokens'"]),
     "bad seed": (set_field("generation", "seed", value=-1),
