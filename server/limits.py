@@ -7,7 +7,7 @@ session's input audio against its limit. Nothing here touches the network or the
 
 from __future__ import annotations
 
-from server.realtime.protocol import ErrorCode, ProtocolError
+from server.errors import ErrorCode, ProtocolError
 
 CLOSE_NORMAL = 1000
 CLOSE_POLICY_VIOLATION = 1008

@@ -30,8 +30,7 @@ from model.conversation import ReplyAudio, ReplyTextDelta, TurnDone
 from model.engine import EngineBusy
 from model.template import PromptTooLongError
 from server import logs
-from server.http_errors import error_response
-from server.realtime.protocol import ErrorCode, new_id
+from server.errors import ErrorCode, error_response, new_id
 from server.resample import StreamResampler
 from server.state import ServerState
 from server.vad import SAMPLE_RATE_HZ

@@ -14,9 +14,9 @@ import logging
 from starlette.websockets import WebSocket
 
 from server.auth import choose_subprotocol
-from server.http_errors import error_response
+from server.errors import ErrorCode, error_response
 from server.limits import CLOSE_TRY_AGAIN_LATER
-from server.realtime.protocol import Dialect, ErrorCode
+from server.realtime.dialect import Dialect
 from server.realtime.session import RealtimeSession
 from server.state import ServerState
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.audio import pcm16_to_float
-from server.realtime.protocol import ErrorCode, ProtocolError
+from server.errors import ErrorCode, ProtocolError
 from server.resample import StreamResampler
 from server.vad import SAMPLE_RATE_HZ, SileroVad, SpeechEnd, SpeechStart, VadConfig, VadStream
 

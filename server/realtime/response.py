@@ -24,8 +24,9 @@ from model.audio import float_to_pcm16
 from model.conversation import ReplyAudio, ReplyTextDelta, TranscriptDelta, TurnDone
 from model.engine import EngineBusy
 from model.template import PromptTooLongError
+from server.errors import ErrorCode, new_id
 from server.metrics import Metrics
-from server.realtime import protocol as p
+from server.realtime import server_events as out
 from server.resample import StreamResampler
 from server.vad import SAMPLE_RATE_HZ
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from model.conversation import Conversation
 
 log = logging.getLogger("icot.realtime")
-Emit = Callable[[p.ServerEvent], Awaitable[None]]
+Emit = Callable[[out.ServerEvent], Awaitable[None]]
 CancelReason = str  # "turn_detected" | "client_cancelled" | "server_shutting_down" | …
 
 
@@ -41,7 +42,7 @@ class ResponseRun:
     """State of one response; `run` is its task. `cancel_reason` is set before cancelling."""
 
     def __init__(self, *, conversation: Conversation, samples: np.ndarray, chain: str | None,
-                 user_item: p.Item, conversation_id: str, output_rate: int, codec_rate: int,
+                 user_item: out.Item, conversation_id: str, output_rate: int, codec_rate: int,
                  emit: Emit, metrics: Metrics) -> None:
         self.conversation = conversation
         self.samples = samples  # (T,) float32 at 16 kHz: the user's turn
@@ -49,12 +50,12 @@ class ResponseRun:
         self.user_item = user_item
         self.emit = emit
         self.metrics = metrics
-        self.id = p.new_id("resp")
-        self.item = p.Item(id=p.new_id("item"), status="in_progress", role="assistant",
-                           content=[p.ContentPart(type="audio", transcript="")])
-        self.response = p.Response(id=self.id, status="in_progress",
-                                   conversation_id=conversation_id, modalities=["audio"],
-                                   output_rate=output_rate)
+        self.id = new_id("resp")
+        self.item = out.Item(id=new_id("item"), status="in_progress", role="assistant",
+                             content=[out.ContentPart(type="audio", transcript="")])
+        self.response = out.Response(id=self.id, status="in_progress",
+                                     conversation_id=conversation_id, modalities=["audio"],
+                                     output_rate=output_rate)
         self.output_rate = output_rate
         self._resampler = StreamResampler(codec_rate, output_rate)
         self.cancel_reason: CancelReason = "client_cancelled"
@@ -77,10 +78,10 @@ class ResponseRun:
         """Stream the whole response; always ends with exactly one `response.done`."""
         self.metrics.queue_depth.inc()
         try:
-            await self.emit(p.ResponseCreated(response=self.response))
-            await self.emit(p.OutputItemAdded(response_id=self.id, item=self.item))
-            await self.emit(p.ItemCreated(previous_item_id=self.user_item.id, item=self.item))
-            await self.emit(p.ContentPartAdded(**self.part(), part=self.item.content[0]))
+            await self.emit(out.ResponseCreated(response=self.response))
+            await self.emit(out.OutputItemAdded(response_id=self.id, item=self.item))
+            await self.emit(out.ItemCreated(previous_item_id=self.user_item.id, item=self.item))
+            await self.emit(out.ContentPartAdded(**self.part(), part=self.item.content[0]))
             done: TurnDone | None = None
             events = self.conversation.respond(self.samples, SAMPLE_RATE_HZ, chain=self.chain)
             async with aclosing(events) as stream:
@@ -97,14 +98,14 @@ class ResponseRun:
             await self._finish("cancelled", self.cancel_reason, done=None)
             raise
         except EngineBusy:
-            await self._finish("failed", None, done=None, error=p.ErrorCode.ENGINE_BUSY,
+            await self._finish("failed", None, done=None, error=ErrorCode.ENGINE_BUSY,
                                message="no engine slot is free; try again shortly")
         except PromptTooLongError as exc:
-            await self._finish("failed", None, done=None, error=p.ErrorCode.TURN_AUDIO_TOO_LONG,
+            await self._finish("failed", None, done=None, error=ErrorCode.TURN_AUDIO_TOO_LONG,
                                message=str(exc))
         except Exception:
             log.exception("response failed", extra={"response_id": self.id})
-            await self._finish("failed", None, done=None, error=p.ErrorCode.SERVER_ERROR,
+            await self._finish("failed", None, done=None, error=ErrorCode.SERVER_ERROR,
                                message="generation failed; see the server log")
         finally:
             self._engine_started()
@@ -119,13 +120,13 @@ class ResponseRun:
             if self._transcript is None:
                 self._transcript = []
             self._transcript.append(event.text)
-            await self.emit(p.InputTranscriptionDelta(item_id=self.user_item.id,
-                                                      delta=event.text))
+            await self.emit(out.InputTranscriptionDelta(item_id=self.user_item.id,
+                                                        delta=event.text))
             return
         await self._complete_transcript(None)
         if isinstance(event, ReplyTextDelta):
             self._text.append(event.text)
-            await self.emit(p.TranscriptDelta(**self.part(), delta=event.text))
+            await self.emit(out.OutputAudioTranscriptDelta(**self.part(), delta=event.text))
         elif isinstance(event, ReplyAudio):
             if event.sample_rate != self._resampler.from_rate:
                 raise ValueError(f"runtime sent {event.sample_rate} Hz audio, expected "
@@ -142,7 +143,7 @@ class ResponseRun:
         delta = base64.b64encode(float_to_pcm16(samples)).decode("ascii")
         self.audio_samples_sent += samples.size
         self.metrics.audio_out_seconds.inc(samples.size / self.output_rate)
-        await self.emit(p.AudioDelta(**self.part(), delta=delta))
+        await self.emit(out.AudioDelta(**self.part(), delta=delta))
 
     async def _complete_transcript(self, final: str | None) -> None:
         """A-T-T-A: the user's transcript is complete once the reply starts (or the turn ends)."""
@@ -151,12 +152,12 @@ class ResponseRun:
         self._transcript_done = True
         transcript = final if final is not None else "".join(self._transcript or [])
         self.user_item.content[0].transcript = transcript
-        await self.emit(p.InputTranscriptionCompleted(
+        await self.emit(out.InputTranscriptionCompleted(
             item_id=self.user_item.id, transcript=transcript,
-            usage=p.TranscriptionUsage(seconds=round(self.samples.size / SAMPLE_RATE_HZ, 3))))
+            usage=out.TranscriptionUsage(seconds=round(self.samples.size / SAMPLE_RATE_HZ, 3))))
 
     async def _finish(self, status: str, reason: str | None, *, done: TurnDone | None,
-                      error: p.ErrorCode | None = None, message: str = "") -> None:
+                      error: ErrorCode | None = None, message: str = "") -> None:
         if status != "cancelled" and status != "failed":
             await self._send_audio(self._resampler.flush())
         if done is not None:
@@ -165,19 +166,19 @@ class ResponseRun:
         text = done.text if done is not None else "".join(self._text)
         self.item.status = "completed" if status == "completed" else "incomplete"
         self.item.content[0].transcript = text
-        await self.emit(p.AudioDone(**self.part()))
-        await self.emit(p.TranscriptDone(**self.part(), transcript=text))
-        await self.emit(p.ContentPartDone(**self.part(), part=self.item.content[0]))
-        await self.emit(p.OutputItemDone(response_id=self.id, item=self.item))
-        await self.emit(p.ItemDone(previous_item_id=self.user_item.id, item=self.item))
-        details = p.ResponseStatusDetails(
+        await self.emit(out.AudioDone(**self.part()))
+        await self.emit(out.OutputAudioTranscriptDone(**self.part(), transcript=text))
+        await self.emit(out.ContentPartDone(**self.part(), part=self.item.content[0]))
+        await self.emit(out.OutputItemDone(response_id=self.id, item=self.item))
+        await self.emit(out.ItemDone(previous_item_id=self.user_item.id, item=self.item))
+        details = out.ResponseStatusDetails(
             type=status, reason=reason,
             error={"type": "server_error", "code": error.value, "message": message}
             if error else None)
-        usage = (p.Usage(input_tokens=done.input_tokens, output_tokens=done.output_tokens,
-                         total_tokens=done.input_tokens + done.output_tokens,
-                         input_token_details=p.InputTokenDetails(
-                             cached_tokens=done.cached_input_tokens))
+        usage = (out.Usage(input_tokens=done.input_tokens, output_tokens=done.output_tokens,
+                           total_tokens=done.input_tokens + done.output_tokens,
+                           input_token_details=out.InputTokenDetails(
+                           cached_tokens=done.cached_input_tokens))
                  if done is not None else None)
         self.response = self.response.model_copy(update={
             "status": status, "status_details": details, "output": [self.item], "usage": usage})
@@ -187,7 +188,7 @@ class ResponseRun:
         log.info("response done", extra={"response_id": self.id, "status": status,
                                          "reason": reason, "audio_ms": self.audio_ms_sent,
                                          "ttfa_ms": self._ttfa_ms()})
-        await self.emit(p.ResponseDone(response=self.response))
+        await self.emit(out.ResponseDone(response=self.response))
 
     def _record_speed(self, done: TurnDone) -> None:
         timings = done.timings

@@ -20,10 +20,25 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from model.audio import pcm16_to_float, resample
 from server import logs
+from server.errors import ErrorCode, ProtocolError, new_id
 from server.limits import CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, AudioBudget
-from server.realtime import protocol as p
+from server.realtime import server_events as out
+from server.realtime.client_events import (
+    DEFAULT_RATE_HZ,
+    ConversationItemCreate,
+    ConversationItemDelete,
+    ConversationItemTruncate,
+    InputAudioBufferAppend,
+    InputAudioBufferClear,
+    InputAudioBufferCommit,
+    ResponseCancel,
+    ResponseCreate,
+    SessionUpdate,
+    TurnDetection,
+)
+from server.realtime.client_parsing import parse_client_event
+from server.realtime.dialect import Dialect, render
 from server.realtime.input_audio import InputAudio, TurnEnded, TurnStarted
-from server.realtime.protocol import Dialect, ErrorCode, ProtocolError
 from server.realtime.response import ResponseRun
 from server.vad import SAMPLE_RATE_HZ, VadConfig
 
@@ -41,7 +56,7 @@ class TurnSettings:
     create_response: bool = True
     interrupt_response: bool = True
 
-    def updated(self, wire: p.TurnDetection | None, defaults: VadConfig) -> TurnSettings:
+    def updated(self, wire: TurnDetection | None, defaults: VadConfig) -> TurnSettings:
         """These settings after a `turn_detection` update; unset fields keep their values."""
         if wire is None:
             return TurnSettings(vad=None)
@@ -59,19 +74,19 @@ class TurnSettings:
             interrupt_response=(self.interrupt_response if wire.interrupt_response is None
                                 else wire.interrupt_response))
 
-    def wire(self) -> p.TurnDetection | None:
+    def wire(self) -> TurnDetection | None:
         if self.vad is None:
             return None
-        return p.TurnDetection(type="server_vad", threshold=self.vad.threshold,
-                               prefix_padding_ms=self.vad.prefix_padding_ms,
-                               silence_duration_ms=self.vad.silence_duration_ms,
-                               create_response=self.create_response,
-                               interrupt_response=self.interrupt_response)
+        return TurnDetection(type="server_vad", threshold=self.vad.threshold,
+                             prefix_padding_ms=self.vad.prefix_padding_ms,
+                             silence_duration_ms=self.vad.silence_duration_ms,
+                             create_response=self.create_response,
+                             interrupt_response=self.interrupt_response)
 
 
 @dataclass
 class ItemRecord:
-    item: p.Item
+    item: out.Item
     samples: np.ndarray | None = None  # a user turn not yet answered: (T,) float32 at 16 kHz
     response: ResponseRun | None = None  # the response that produced an assistant item
 
@@ -84,12 +99,12 @@ class RealtimeSession:
         self.state = state
         self.settings = state.settings
         self.dialect = dialect
-        self.id = p.new_id("sess")
+        self.id = new_id("sess")
         self.conversation = state.runtime.new_conversation()
-        self.conversation_id = p.new_id("conv")
+        self.conversation_id = new_id("conv")
         self.chain = str(state.runtime.chain)
-        self.input_rate = p.DEFAULT_RATE_HZ
-        self.output_rate = p.DEFAULT_RATE_HZ
+        self.input_rate = DEFAULT_RATE_HZ
+        self.output_rate = DEFAULT_RATE_HZ
         self.vad_defaults = VadConfig(
             threshold=self.settings.vad_threshold,
             prefix_padding_ms=self.settings.vad_prefix_padding_ms,
@@ -105,15 +120,15 @@ class RealtimeSession:
         self._send_lock = asyncio.Lock()
         self._closed = False
         self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
-            p.SessionUpdate: self._session_update,
-            p.InputAudioBufferAppend: self._append,
-            p.InputAudioBufferCommit: self._commit_buffer,
-            p.InputAudioBufferClear: self._clear_buffer,
-            p.ResponseCreate: self._response_create,
-            p.ResponseCancel: self._response_cancel,
-            p.ConversationItemCreate: self._item_create,
-            p.ConversationItemTruncate: self._item_truncate,
-            p.ConversationItemDelete: self._item_delete,
+            SessionUpdate: self._session_update,
+            InputAudioBufferAppend: self._append,
+            InputAudioBufferCommit: self._commit_buffer,
+            InputAudioBufferClear: self._clear_buffer,
+            ResponseCreate: self._response_create,
+            ResponseCancel: self._response_cancel,
+            ConversationItemCreate: self._item_create,
+            ConversationItemTruncate: self._item_truncate,
+            ConversationItemDelete: self._item_delete,
         }
 
     @property
@@ -128,7 +143,7 @@ class RealtimeSession:
         self.state.metrics.active_sessions.inc()
         log.info("session opened", extra={"dialect": self.dialect.value})
         try:
-            await self.emit(p.SessionCreated(session=self._session_state()))
+            await self.emit(out.SessionCreated(session=self._session_state()))
             while not self._closed:
                 message = await self._receive()
                 if message is None:
@@ -152,9 +167,9 @@ class RealtimeSession:
         except (RuntimeError, OSError, WebSocketDisconnect):
             pass  # the peer is already gone
 
-    async def emit(self, event: p.ServerEvent) -> None:
+    async def emit(self, event: out.ServerEvent) -> None:
         """Send one server event in this session's dialect; a gone peer is not an error."""
-        text = p.render(event, self.dialect)
+        text = render(event, self.dialect)
         if text is None or self._closed:
             return
         async with self._send_lock:
@@ -190,7 +205,7 @@ class RealtimeSession:
             if text is None:
                 raise ProtocolError(ErrorCode.INVALID_JSON,
                                     "binary frames are not supported; send JSON text messages")
-            event = p.parse_client_event(text, max_bytes=self.settings.max_message_bytes)
+            event = parse_client_event(text, max_bytes=self.settings.max_message_bytes)
             await self._handlers[type(event)](event)
         except ProtocolError as exc:
             if exc.event_id is None and event is not None:
@@ -208,16 +223,16 @@ class RealtimeSession:
     async def _error(self, exc: ProtocolError) -> None:
         self.state.metrics.errors.labels(code=exc.code.value).inc()
         log.info("client error", extra={"code": exc.code.value, "param": exc.param})
-        await self.emit(p.ErrorEvent.of(exc))
+        await self.emit(out.ErrorEvent.of(exc))
 
     # ------------------------------------------------------------ session
 
-    def _session_state(self) -> p.SessionState:
-        return p.SessionState(id=self.id, model=self.state.model_name, chain=self.chain,
-                              modalities=["audio"], input_rate=self.input_rate,
-                              output_rate=self.output_rate, turn_detection=self.turns.wire())
+    def _session_state(self) -> out.SessionState:
+        return out.SessionState(id=self.id, model=self.state.model_name, chain=self.chain,
+                                modalities=["audio"], input_rate=self.input_rate,
+                                output_rate=self.output_rate, turn_detection=self.turns.wire())
 
-    async def _session_update(self, event: p.SessionUpdate) -> None:
+    async def _session_update(self, event: SessionUpdate) -> None:
         """Validate the whole update first, then apply it, so a refused update changes nothing."""
         config = event.session
         modalities = config.requested_modalities()
@@ -247,11 +262,11 @@ class RealtimeSession:
                 self.input.set_turn_detection(turns.vad)
                 self._speech_item_id = None
             self.turns = turns
-        await self.emit(p.SessionUpdated(session=self._session_state()))
+        await self.emit(out.SessionUpdated(session=self._session_state()))
 
     # ------------------------------------------------------------ input audio
 
-    async def _append(self, event: p.InputAudioBufferAppend) -> None:
+    async def _append(self, event: InputAudioBufferAppend) -> None:
         seconds = self.input.wire_seconds(event.audio)
         self.input.check_room(event.audio)
         self.budget.spend(seconds)
@@ -263,16 +278,16 @@ class RealtimeSession:
                 await self._speech_stopped(turn)
 
     async def _speech_started(self, turn: TurnStarted) -> None:
-        self._speech_item_id = p.new_id("item")
-        await self.emit(p.SpeechStarted(audio_start_ms=turn.audio_start_ms,
-                                        item_id=self._speech_item_id))
+        self._speech_item_id = new_id("item")
+        await self.emit(out.SpeechStarted(audio_start_ms=turn.audio_start_ms,
+                                          item_id=self._speech_item_id))
         if self.responding and self.turns.interrupt_response:
             await self._cancel_response("turn_detected")  # barge-in
 
     async def _speech_stopped(self, turn: TurnEnded) -> None:
-        item_id = self._speech_item_id or p.new_id("item")
+        item_id = self._speech_item_id or new_id("item")
         self._speech_item_id = None
-        await self.emit(p.SpeechStopped(audio_end_ms=turn.audio_end_ms, item_id=item_id))
+        await self.emit(out.SpeechStopped(audio_end_ms=turn.audio_end_ms, item_id=item_id))
         await self._add_user_item(turn.samples, item_id, committed=True)
         if not self.turns.create_response:
             return
@@ -285,28 +300,28 @@ class RealtimeSession:
         except ProtocolError as exc:
             await self._error(exc)
 
-    async def _commit_buffer(self, event: p.InputAudioBufferCommit) -> None:
+    async def _commit_buffer(self, event: InputAudioBufferCommit) -> None:
         samples = self.input.commit()
-        await self._add_user_item(samples, p.new_id("item"), committed=True)
+        await self._add_user_item(samples, new_id("item"), committed=True)
 
-    async def _clear_buffer(self, event: p.InputAudioBufferClear) -> None:
+    async def _clear_buffer(self, event: InputAudioBufferClear) -> None:
         self.input.clear()
-        await self.emit(p.BufferCleared())
+        await self.emit(out.BufferCleared())
 
     async def _add_user_item(self, samples: np.ndarray, item_id: str, *,
                              committed: bool) -> None:
         previous = next(reversed(self.items), None)
-        item = p.Item(id=item_id, status="completed", role="user",
-                      content=[p.ContentPart(type="input_audio")])
+        item = out.Item(id=item_id, status="completed", role="user",
+                        content=[out.ContentPart(type="input_audio")])
         self.items[item_id] = ItemRecord(item=item, samples=samples)
         if committed:
-            await self.emit(p.BufferCommitted(item_id=item_id, previous_item_id=previous))
-        await self.emit(p.ItemCreated(previous_item_id=previous, item=item))
-        await self.emit(p.ItemDone(previous_item_id=previous, item=item))
+            await self.emit(out.BufferCommitted(item_id=item_id, previous_item_id=previous))
+        await self.emit(out.ItemCreated(previous_item_id=previous, item=item))
+        await self.emit(out.ItemDone(previous_item_id=previous, item=item))
 
     # ------------------------------------------------------------ responses
 
-    async def _response_create(self, event: p.ResponseCreate) -> None:
+    async def _response_create(self, event: ResponseCreate) -> None:
         params = event.response
         if self.responding:
             raise ProtocolError(ErrorCode.RESPONSE_ACTIVE,
@@ -371,7 +386,7 @@ class RealtimeSession:
                 raise
         return True
 
-    async def _response_cancel(self, event: p.ResponseCancel) -> None:
+    async def _response_cancel(self, event: ResponseCancel) -> None:
         if self.response is None or event.response_id not in (None, self.response.id):
             raise ProtocolError(ErrorCode.NO_ACTIVE_RESPONSE,
                                 "there is no response in progress to cancel"
@@ -382,7 +397,7 @@ class RealtimeSession:
 
     # ------------------------------------------------------------ items
 
-    async def _item_create(self, event: p.ConversationItemCreate) -> None:
+    async def _item_create(self, event: ConversationItemCreate) -> None:
         item = event.item
         if item.role != "user":
             raise ProtocolError(ErrorCode.UNSUPPORTED_VALUE,
@@ -411,7 +426,7 @@ class RealtimeSession:
         self.state.metrics.audio_in_seconds.inc(seconds)
         samples = await asyncio.to_thread(
             lambda: resample(pcm16_to_float(part.audio), self.input_rate, SAMPLE_RATE_HZ))
-        await self._add_user_item(samples, item.id or p.new_id("item"), committed=False)
+        await self._add_user_item(samples, item.id or new_id("item"), committed=False)
 
     def _record(self, item_id: str) -> ItemRecord:
         record = self.items.get(item_id)
@@ -420,7 +435,7 @@ class RealtimeSession:
                                 param="item_id")
         return record
 
-    async def _item_truncate(self, event: p.ConversationItemTruncate) -> None:
+    async def _item_truncate(self, event: ConversationItemTruncate) -> None:
         record = self._record(event.item_id)
         run = record.response
         if run is None:
@@ -440,14 +455,14 @@ class RealtimeSession:
         if self.response is run:
             await self._cancel_response("client_cancelled")
         self.conversation.truncate_last_reply(event.audio_end_ms)
-        await self.emit(p.ItemTruncated(item_id=event.item_id, content_index=0,
-                                        audio_end_ms=event.audio_end_ms))
+        await self.emit(out.ItemTruncated(item_id=event.item_id, content_index=0,
+                                          audio_end_ms=event.audio_end_ms))
 
-    async def _item_delete(self, event: p.ConversationItemDelete) -> None:
+    async def _item_delete(self, event: ConversationItemDelete) -> None:
         record = self._record(event.item_id)
         if record.samples is None:
             raise ProtocolError(ErrorCode.ITEM_NOT_EDITABLE,
                                 "the item is already part of the model's conversation history; "
                                 "only unanswered user audio can be deleted", param="item_id")
         del self.items[event.item_id]
-        await self.emit(p.ItemDeleted(item_id=event.item_id))
+        await self.emit(out.ItemDeleted(item_id=event.item_id))

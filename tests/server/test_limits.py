@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from server.errors import ErrorCode, ProtocolError
 from server.limits import AudioBudget, SlotPool
 from server.metrics import Metrics
-from server.realtime.protocol import ErrorCode, ProtocolError
 
 
 def test_slot_pool_admits_up_to_capacity_and_frees_on_release():
