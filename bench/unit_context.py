@@ -91,7 +91,8 @@ def spoken(texts: list[str], voices: list) -> list[tuple[str, np.ndarray]]:
 def run(args: argparse.Namespace) -> int:
     from model.codecs.units import UnitCodec, UnitCodecConfig
     from training.config import load_recipe
-    from training.data.demo_corpus import codec_fit_audio, reply_audio
+    from training.data.demo_corpus import reply_audio
+    from training.data.demo_source import DemoSource
     from training.data.domain import every_reply, single_turns
     from training.data.synth import (
         HELD_OUT_VOICES,
@@ -101,7 +102,6 @@ def run(args: argparse.Namespace) -> int:
         sample_training_voice,
     )
     from training.evaluation.intelligibility import WhisperJudge
-    from training.pipeline import CODEC_FIT_DIALOGUES, demo_spec
 
     started = time.perf_counter()
     rng = random.Random(args.seed)
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     noise_rng = np.random.default_rng(args.seed)
     noisy_queries = [[(text, add_noise(clip, snr, noise_rng)) for text, clip in held_out_queries]
                      for snr in args.snr]
-    fit_audio = codec_fit_audio(demo_spec(load_recipe("demo")), CODEC_FIT_DIALOGUES)
+    fit_audio = DemoSource(load_recipe("demo")).codec_fit_audio()
     replies = every_reply()
     rng.shuffle(replies)
     judged, fitted = replies[:JUDGED_REPLIES], replies[JUDGED_REPLIES:]

@@ -146,6 +146,41 @@ class ModelConfig:
 
 
 @dataclass
+class UnitCodecFit:
+    """How the unit codec is fitted when model.codec_path is null (docs/codecs.md): on the user
+    turns of the first training dialogues and the assistant's replies, as the corpus voices them."""
+
+    units: int = 1024
+    """Units K to fit; halved while the fitting audio has fewer than min_frames_per_unit frames
+    per unit (the tiny test recipe has seconds of it)."""
+    min_frames_per_unit: int = 4
+    """Fewest fitting frames per unit before K is halved."""
+    fit_dialogues: int = 300
+    """Training dialogues whose audio the codec is fitted on (and the input level measured on)."""
+    encoder_context: int = 3
+    """Log-mel frames either side of each encoded frame."""
+    encoder_cepstra: int = 13
+    """Cepstral coefficients per frame that units are assigned by (0: all mels)."""
+    decoder_context: int = 2
+    """Units either side the context decoder reads (±1 suits ±0 encoders)."""
+
+    def __post_init__(self) -> None:
+        _require(self.units >= 2, "units", f"must be ≥ 2, got {self.units}")
+        for name in ("min_frames_per_unit", "fit_dialogues"):
+            _require(getattr(self, name) >= 1, name, f"must be ≥ 1, got {getattr(self, name)}")
+        for name in ("encoder_context", "encoder_cepstra", "decoder_context"):
+            _require(getattr(self, name) >= 0, name, f"must be ≥ 0, got {getattr(self, name)}")
+
+    def units_for(self, frames: int) -> int:
+        """Units to fit on `frames` frames: `units`, halved while fewer than min_frames_per_unit
+        frames per unit remain (never below 2)."""
+        units = self.units
+        while units > 2 and frames < units * self.min_frames_per_unit:
+            units //= 2
+        return units
+
+
+@dataclass
 class LoraSettings:
     """A peft LoRA adapter (training/stages/lora.py)."""
 
@@ -328,6 +363,7 @@ class Recipe:
     stage2: Stage2Config = field(default_factory=Stage2Config)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    unit_codec: UnitCodecFit = field(default_factory=UnitCodecFit)
 
     def __post_init__(self) -> None:
         _require(bool(self.name), "name", "must not be empty")

@@ -1,12 +1,14 @@
 """Run a recipe end to end: codec, corpus, stage 1, bundle, stage 2, bundle, baselines, evaluation.
 
 What `icot train --recipe NAME` does, in order, each step skipped when its output is already
-there (so `--resume` continues an interrupted run): fit or load the codec; build or resume the
-sharded corpus; stage 1 (A-T-T-A) and its bundle; stage 2 (ICoT) and its adapter bundle; the
-enabled baselines and theirs; then evaluate every bundle on the test split and write the results
-page with its plots. Under `accelerate launch` every process trains; the corpus, the bundles and
-the evaluation are the main process's job while the others wait. Paths in the recipe are relative
-to the working directory (the repository root).
+there (so `--resume` continues an interrupted run): prepare (load the codec or have the corpus
+source fit it, then the source builds or resumes the sharded corpus); train (stage 1, A-T-T-A;
+stage 2, ICoT; the enabled baselines); export (stage 1 as a full bundle, each adapter as a
+bundle over it); evaluate (every bundle on the source's test dialogues, then the results page
+with its plots). The corpus source (training/data/source.py: demo or SODA-TTS) is the only part
+that knows where the data comes from. Under `accelerate launch` every process trains; the
+corpus, the bundles and the evaluation are the main process's job while the others wait. Paths
+in the recipe are relative to the working directory (the repository root).
 
 A run can be split across machines (`phase`): `prepare` fits the codec and builds the corpus
 (it needs espeak-ng) and stops; `train` trains the stages on a run directory prepared that way
@@ -17,37 +19,38 @@ machine exports and evaluates, skipping every finished stage.
 from __future__ import annotations
 
 import datetime
-import os
-import platform
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from model.chain import Chain
 from model.codecs import SpeechCodec, load_codec
 from training.config import PHASES, Recipe
+from training.data.demo_source import DemoSource
 from training.data.shards import Corpus, CorpusError
+from training.data.soda_corpus import SodaSource
+from training.data.source import CorpusSource, SourceError
 from training.export import export_adapter_bundle, export_cot_bundle, generation_config
 from training.stages.context import RunDirectoryError, StageContext, refuse_existing_run
 from training.stages.cot import COT, train_cot
 from training.stages.icot import AA_ICOT, ICOT, NO_COT, train_aa_icot, train_icot, train_no_cot
 from training.stages.stream import iter_turns
 
-CODEC_FIT_DIALOGUES = 300  # training dialogues whose audio the demo's unit codec is fitted on
-CODEC_UNITS = 1024  # the unit codec's default and the size of the anchors' measured round trip
-CODEC_ENCODER_CONTEXT = 3  # frames either side of each encoded frame (docs/codecs.md)
-CODEC_ENCODER_CEPSTRA = 13  # cepstral coefficients per frame that units are assigned by
-CODEC_DECODER_CONTEXT = 2  # units either side the context decoder reads (±1 suits ±0 encoders)
-MIN_FRAMES_PER_UNIT = 4
+SOURCES: dict[str, Callable[[Recipe], CorpusSource]] = {"demo": DemoSource, "soda": SodaSource}
 CODEC_DIR = "codec"
 LABELS = {COT: "A-T-T-A", ICOT: "A-T-A ICoT", NO_COT: "A-T-A no-CoT", AA_ICOT: "A-A ICoT"}
 BASELINE_DIRS = {NO_COT: "ata-no-cot", AA_ICOT: "aa-icot"}
 EVAL_SPLIT = "test"
 BARRIER_TIMEOUT_S = 6 * 3600  # processes wait this long for the main one (corpus, export, eval)
+
+
+def corpus_source(recipe: Recipe) -> CorpusSource:
+    """The source of the recipe's data.source, built once for the whole run."""
+    return SOURCES[recipe.data.source](recipe)
 
 
 @dataclass
@@ -107,66 +110,9 @@ def make_accelerator(mixed_precision: str | None = None) -> Any:
                        kwargs_handlers=[wait])
 
 
-def demo_spec(recipe: Recipe) -> Any:
-    """The demo corpus a recipe describes: dev and test are each data.eval_examples dialogues."""
-    from training.data.demo_corpus import DemoCorpusSpec
-
-    data = recipe.data
-    return DemoCorpusSpec(train_dialogues=data.train_examples, dev_dialogues=data.eval_examples,
-                          test_dialogues=data.eval_examples, seed=recipe.training.seed,
-                          augment_prob=data.augment_prob,
-                          max_speech_tokens=data.max_speech_tokens)
-
-
-def codec_units(frames: int) -> int:
-    """Units to fit: CODEC_UNITS, or the largest power of two leaving MIN_FRAMES_PER_UNIT frames
-    per unit when the fitting audio is short (the tiny test recipe has seconds of it)."""
-    units = CODEC_UNITS
-    while units > 2 and frames < units * MIN_FRAMES_PER_UNIT:
-        units //= 2
-    return units
-
-
-def fit_demo_codec(recipe: Recipe, directory: Path, progress: bool) -> SpeechCodec:
-    """Fit the unit codec on the demo corpus's own audio, then its context decoder on every
-    reply the assistant can give (the one voice it decodes), and save it to `directory`."""
-    from model.codecs.units import UnitCodec, UnitCodecConfig
-    from training.data.demo_corpus import codec_fit_audio, prefetch_replies, reply_audio
-    from training.data.domain import every_reply
-
-    clips = codec_fit_audio(demo_spec(recipe), CODEC_FIT_DIALOGUES)
-    config = UnitCodecConfig(encoder_context=CODEC_ENCODER_CONTEXT,
-                             encoder_cepstra=CODEC_ENCODER_CEPSTRA)
-    frames = sum(clip.size for clip in clips) // config.hop_samples
-    codec = UnitCodec.fit(clips, units=codec_units(frames), seed=recipe.training.seed,
-                          progress=progress, config=config)
-    replies = every_reply()
-    prefetch_replies(replies)
-    codec = codec.fit_decoder([reply_audio(reply) for reply in replies],
-                              context=CODEC_DECODER_CONTEXT)
-    codec.save(directory)
-    return codec
-
-
-def demo_input_level(recipe: Recipe) -> tuple[float, float]:
-    """The 1st–99th percentile speech level of the training user turns, as the corpus voices
-    them (augmentation included), over the dialogues the codec is fitted on."""
-    from model.level import speech_level_dbfs
-    from training.data.demo_corpus import plan_dialogue, user_audio
-    from training.data.synth import SAMPLE_RATE_HZ
-
-    spec = demo_spec(recipe)
-    plans = [plan_dialogue(spec, "train", i)
-             for i in range(min(CODEC_FIT_DIALOGUES, spec.train_dialogues))]
-    levels = [speech_level_dbfs(clip, SAMPLE_RATE_HZ)
-              for clips in user_audio(plans) for clip in clips]
-    low, high = np.percentile([level for level in levels if level is not None], [1, 99])
-    return round(float(low), 1), round(float(high), 1)
-
-
-def prepare_codec(recipe: Recipe, run_dir: Path, accelerator: Any, progress: bool,
-                  build: bool = True) -> SpeechCodec:
-    """The recipe's codec: model.codec_path, or the unit codec fitted into run_dir/codec
+def prepare_codec(recipe: Recipe, source: CorpusSource, run_dir: Path, accelerator: Any,
+                  progress: bool, build: bool = True) -> SpeechCodec:
+    """The recipe's codec: model.codec_path, or the unit codec the source fits into run_dir/codec
     (without `build`, one that a `prepare` phase fitted there)."""
     model = recipe.model
     if model.codec_path is not None:
@@ -178,40 +124,26 @@ def prepare_codec(recipe: Recipe, run_dir: Path, accelerator: Any, progress: boo
     if accelerator.is_main_process and not directory.is_dir():
         tmp = directory.with_name(CODEC_DIR + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        fit_demo_codec(recipe, tmp, progress)
+        source.fit_codec(tmp, progress)
         tmp.rename(directory)
     accelerator.wait_for_everyone()
     return load_codec(model.codec_kind, directory)
 
 
-def prepare_corpus(recipe: Recipe, codec: SpeechCodec, accelerator: Any,
-                   progress: bool, build: bool = True) -> Corpus:
-    """Build (or resume) the recipe's corpus on the main process; every process opens it
+def prepare_corpus(source: CorpusSource, codec: SpeechCodec, accelerator: Any, progress: bool,
+                   build: bool = True) -> Corpus:
+    """Build (or resume) the source's corpus on the main process; every process opens it
     (without `build`, only opens the corpus a `prepare` phase built)."""
-    data = recipe.data
-    if not build:
-        try:
-            corpus = Corpus.open(data.corpus_dir)
-            if data.source == "demo":
-                from training.data.demo_corpus import check_demo_corpus
-
-                check_demo_corpus(corpus, demo_spec(recipe), codec)
-            return corpus
-        except CorpusError as error:
-            raise RunDirectoryError(f"{error} (prepare the run first: `icot train --phase "
-                                    "prepare`, on a machine with espeak-ng)") from error
-    if accelerator.is_main_process:
-        if data.source == "demo":
-            from training.data.demo_corpus import build_demo_corpus
-
-            build_demo_corpus(data.corpus_dir, demo_spec(recipe), codec,
-                              shard_size=data.shard_size, progress=progress)
-        else:
-            from training.data.soda_corpus import build_soda_corpus
-
-            build_soda_corpus(data.corpus_dir, data, codec.vocab_size, progress=progress)
+    if build and accelerator.is_main_process:
+        source.build_corpus(codec, progress)
     accelerator.wait_for_everyone()
-    return Corpus.open(data.corpus_dir)
+    try:
+        return source.open_corpus(codec)
+    except CorpusError as error:
+        if build:
+            raise
+        raise RunDirectoryError(f"{error} (prepare the run first: `icot train --phase "
+                                "prepare`, on a machine with espeak-ng)") from error
 
 
 def bundle_paths(recipe: Recipe, run_dir: Path) -> dict[str, Path]:
@@ -256,8 +188,9 @@ def run_recipe(recipe: Recipe, options: RunOptions | None = None) -> RunSummary:
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
     build = options.phase != "train"
-    codec = prepare_codec(recipe, run_dir, accelerator, options.progress, build)
-    corpus = prepare_corpus(recipe, codec, accelerator, options.progress, build)
+    source = corpus_source(recipe)
+    codec = prepare_codec(recipe, source, run_dir, accelerator, options.progress, build)
+    corpus = prepare_corpus(source, codec, accelerator, options.progress, build)
     summary = RunSummary(run_dir, main=accelerator.is_main_process)
     if options.phase == "prepare":
         return summary
@@ -275,9 +208,8 @@ def run_recipe(recipe: Recipe, options: RunOptions | None = None) -> RunSummary:
         context = AutoConfig.from_pretrained(stage1_dir).max_position_embeddings
         longest = longest_target(ctx, stage1_dir) if recipe.model.base_model is None else None
         generation = generation_config(recipe.model.base_model is None, context, longest)
-        level = demo_input_level(recipe) if recipe.data.source == "demo" else None
         export_cot_bundle(paths[COT], stage1_dir, codec, recipe.model.codec_kind, generation,
-                          level)
+                          source.input_level_dbfs())
     accelerator.wait_for_everyone()
     summary.bundles[LABELS[COT]] = paths[COT]
 
@@ -290,7 +222,7 @@ def run_recipe(recipe: Recipe, options: RunOptions | None = None) -> RunSummary:
     summary.bundles.update({LABELS[name]: paths[name] for name in adapters})
 
     if options.evaluate and ctx.main:
-        evaluate_run(recipe, summary, options)
+        evaluate_run(recipe, source, summary, options)
     accelerator.wait_for_everyone()
     return summary
 
@@ -307,32 +239,25 @@ def train_adapters(ctx: StageContext, stages: list[str], stage1_dir: Path) -> di
     return adapters
 
 
-def machine_description() -> str:
-    """The hardware the figures were measured on, for the results page."""
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name()} (CUDA)"
-    return f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
-
-
-def evaluate_run(recipe: Recipe, summary: RunSummary, options: RunOptions) -> None:
+def evaluate_run(recipe: Recipe, source: CorpusSource, summary: RunSummary,
+                 options: RunOptions) -> None:
     """Evaluate the bundles on the test split; write run_dir/results.md (and options.results)."""
-    from training.evaluation.eval import count_turns, demo_dialogues, evaluate
+    from training.evaluation.eval import count_turns, evaluate, machine_description
     from training.evaluation.intelligibility import WhisperJudge
     from training.evaluation.results import write_results_page
 
-    if recipe.data.source != "demo":
-        print(f"{recipe.name}: evaluation needs the user turns' audio, which the SODA-TTS reader "
-              "does not keep; skipping it (run `icot eval` on bundles of a demo recipe)")
+    try:
+        dialogues = source.dialogues(EVAL_SPLIT, options.eval_limit)
+    except SourceError as error:
+        print(f"{recipe.name}: {error}; skipping the evaluation")
         return
-    dialogues = demo_dialogues(demo_spec(recipe), EVAL_SPLIT, options.eval_limit)
-    voices = "held-out voices only (en-gb-x-gbcwmd, en-us-nyc; variants m4, f4)"
     judge = WhisperJudge()
     reports = evaluate(list(summary.bundles.items()), dialogues, transcribe=judge.transcribe)
     summary.summaries = [report.summary() for report in reports]
     turns = count_turns(dialogues)
     setup = [
         f"recipe `{recipe.name}` ({recipe.description.strip()})",
-        f"split `{EVAL_SPLIT}`: {voices}; {len(dialogues)} dialogues, "
+        f"split `{EVAL_SPLIT}`: {source.split_voices(EVAL_SPLIT)}; {len(dialogues)} dialogues, "
         f"{sum(turns.values())} turns",
         f"measured on {machine_description()}, "
         f"{datetime.date.today().isoformat()}; one request at a time through the engine",

@@ -49,10 +49,12 @@ def run(args: argparse.Namespace) -> int:
 
     from model.bundle import BundleError, read_config
     from training.config import RecipeError, load_recipe
+    from training.data.demo_source import Condition
+    from training.data.source import SourceError
     from training.data.synth import SynthesisError
-    from training.evaluation.eval import Condition, demo_dialogues, evaluate
+    from training.evaluation.eval import evaluate, machine_description
     from training.evaluation.results import comparison_table, write_results_page
-    from training.pipeline import demo_spec, machine_description
+    from training.pipeline import corpus_source
 
     if len(args.labels) > len(args.bundles):
         print("icot eval: more --label than --bundle", file=sys.stderr)
@@ -64,17 +66,13 @@ def run(args: argparse.Namespace) -> int:
         recipe = load_recipe(args.recipe, args.overrides)
         chains = [read_config(path).chain for path in args.bundles]
         condition = Condition(args.voice, args.speed, args.snr)
-    except (RecipeError, BundleError, ValueError, SynthesisError) as error:
+        dialogues = corpus_source(recipe).dialogues(args.split, args.limit, condition)
+    except (RecipeError, BundleError, SourceError, ValueError, SynthesisError) as error:
         print(f"icot eval: {error}", file=sys.stderr)
-        return 2
-    if recipe.data.source != "demo":
-        print(f"icot eval: recipe {recipe.name!r} reads SODA-TTS units without the user audio "
-              "that evaluation speaks to the model; use a demo recipe", file=sys.stderr)
         return 2
     labels = args.labels + [f"{chain.value} ({Path(path).name})"
                             for chain, path in zip(chains, args.bundles, strict=True)
                             ][len(args.labels):]
-    dialogues = demo_dialogues(demo_spec(recipe), args.split, args.limit, condition)
     transcribe = None
     if not args.no_whisper:
         from training.evaluation.intelligibility import WhisperJudge

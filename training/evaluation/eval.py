@@ -14,33 +14,22 @@ results page.
 from __future__ import annotations
 
 import asyncio
+import os
+import platform
 import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from model.chain import Chain
+from training.data.source import EvalDialogue, EvalTurn
 from training.evaluation.intelligibility import normalize, word_error_rate
 
 ENGINE_SLOTS = 1  # one request at a time: latency as a single user sees it
-
-
-@dataclass(frozen=True)
-class EvalTurn:
-    """One user turn to answer: its audio (float32 (T,) at `sample_rate`) and the references."""
-
-    transcript: str
-    reply_text: str
-    audio: np.ndarray = field(repr=False)
-    sample_rate: int
-    intent: str | None = None
-
-
-EvalDialogue = Sequence[EvalTurn]
 
 
 @dataclass
@@ -207,75 +196,13 @@ def evaluate(
     return reports
 
 
-@dataclass(frozen=True)
-class Condition:
-    """How the user turns sound instead of the split's own choice, to stress a model with what
-    users bring (the demo-domain page: other English voices, 130–190 words per minute, noise down
-    to 20 dB SNR). None keeps the split's choice; the dialogues stay the same.
+def machine_description() -> str:
+    """The hardware the figures were measured on, for the results page."""
+    import torch
 
-    voice: an espeak-ng voice for every user turn, `en-gb-scotland` or `en-us+m7`.
-    speed_wpm: the speaking rate of every user turn.
-    snr_db: white background noise at this SNR on every user turn, seeded per turn.
-    """
-
-    voice: str | None = None
-    speed_wpm: int | None = None
-    snr_db: float | None = None
-
-    def __post_init__(self) -> None:
-        from training.data.synth import ASSISTANT_VOICE
-
-        self.voiced(ASSISTANT_VOICE)  # a bad or missing voice or speed fails before synthesis
-        if self.snr_db is not None and not np.isfinite(self.snr_db):
-            raise ValueError(f"snr_db must be a finite number of dB, got {self.snr_db}")
-
-    def voiced(self, voice: Any) -> Any:
-        """`voice` (training.data.synth.Voice) with this condition's voice and speed. Raises
-        ValueError for a malformed name or speed, SynthesisError for a voice espeak-ng lacks."""
-        from dataclasses import replace
-
-        from training.data.synth import check_voice
-
-        if self.voice is not None:
-            language, _, variant = self.voice.partition("+")
-            voice = replace(voice, language=language, variant=variant or None)
-            check_voice(voice)
-        if self.speed_wpm is not None:
-            voice = replace(voice, speed_wpm=self.speed_wpm)
-        return voice
-
-    def apply(self, plan: Any) -> Any:
-        """A DialoguePlan voiced under this condition."""
-        from dataclasses import replace
-
-        augmentations = plan.augmentations if self.snr_db is None else tuple(
-            replace(a, snr_db=self.snr_db, noise="white") for a in plan.augmentations)
-        return replace(plan, voice=self.voiced(plan.voice), augmentations=augmentations)
-
-    def describe(self) -> str:
-        """`voice en-gb-scotland, 190 wpm, white noise at 20 dB SNR`; '' for no condition."""
-        parts = [f"voice {self.voice}" if self.voice is not None else None,
-                 f"{self.speed_wpm} wpm" if self.speed_wpm is not None else None,
-                 f"white noise at {self.snr_db:g} dB SNR" if self.snr_db is not None else None]
-        return ", ".join(part for part in parts if part is not None)
-
-
-def demo_dialogues(spec: Any, split: str, limit: int | None = None,
-                   condition: Condition | None = None) -> list[list[EvalTurn]]:
-    """The demo corpus's dialogues of `split`, re-voiced exactly as the corpus voiced them or
-    under `condition`."""
-    from training.data.demo_corpus import plan_dialogue, user_audio
-    from training.data.synth import SAMPLE_RATE_HZ
-
-    count = spec.size(split) if limit is None else min(limit, spec.size(split))
-    plans = [plan_dialogue(spec, split, i) for i in range(count)]
-    if condition is not None:
-        plans = [condition.apply(plan) for plan in plans]
-    return [
-        [EvalTurn(turn.user, turn.reply, clip, SAMPLE_RATE_HZ, turn.intent)
-         for turn, clip in zip(plan.dialogue.turns, clips, strict=True)]
-        for plan, clips in zip(plans, user_audio(plans), strict=True)
-    ]
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (CUDA)"
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
 
 
 def count_turns(dialogues: Sequence[EvalDialogue]) -> Counter[str]:

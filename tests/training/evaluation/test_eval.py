@@ -10,8 +10,10 @@ from memorized import DIALOGUES, speak
 
 from model.bundle import Bundle
 from training.data.demo_corpus import DemoCorpusSpec, plan_dialogue
+from training.data.demo_source import Condition, demo_dialogues
+from training.data.source import EvalTurn
 from training.data.synth import SynthesisError
-from training.evaluation.eval import Condition, EvalTurn, count_turns, demo_dialogues, evaluate
+from training.evaluation.eval import count_turns, evaluate
 
 SAMPLE_RATE_HZ = 16_000
 

@@ -98,10 +98,9 @@ def _first_test_reply() -> tuple[np.ndarray, int]:
     from model.conversation import ReplyAudio
     from model.runtime import Runtime
     from training.config import load_recipe
-    from training.evaluation.eval import demo_dialogues
-    from training.pipeline import demo_spec
+    from training.data.demo_source import DemoSource
 
-    turn = demo_dialogues(demo_spec(load_recipe("demo")), "test", 1)[0][0]
+    turn = DemoSource(load_recipe("demo")).dialogues("test", 1)[0][0]
 
     async def answer() -> tuple[np.ndarray, int]:
         runtime = Runtime.load(SHIPPED_ICOT_BUNDLE)
