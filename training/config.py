@@ -3,17 +3,14 @@
 A recipe says everything one `icot train --recipe NAME` run does: which corpus to build, which
 model to start from, how long stage 1 (explicit A-T-T-A chain) and stage 2 (ICoT: stepwise
 transcript removal with a LoRA adapter) train, which baselines to add, and where the bundles go.
-Every section validates itself in `__post_init__`; `load_recipe` turns a YAML file into a
-`Recipe` and reports any bad key or value as `file: section.key: what is wrong`. Pure data: no
-torch, no model, no I/O beyond reading the YAML.
+Every section is a frozen dataclass that validates itself in `__post_init__`; `load_recipe`
+turns a YAML file into a `Recipe` through model/config_loader.py and reports any bad key or value
+as `file: section.key: what is wrong`. Pure data: no torch, no model, no I/O beyond the YAML.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import types
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,42 +18,22 @@ from typing import Any, Literal
 
 import yaml
 
+from model.config_loader import ConfigError, from_data, require, to_data
 from training.stages.schedule import RemovalSchedule
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 PHASES = ("all", "prepare", "train")  # what `icot train --phase` runs of a recipe (pipeline.py)
 
 LLAMA_LORA_TARGETS: tuple[str, ...] = (
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-)
+    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 """Every linear layer of a Llama block: attention projections and the MLP."""
-
-
-class FieldError(ValueError):
-    """A config value that fails validation; `field` is its key within the section."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-        self.message = message
 
 
 class RecipeError(ValueError):
     """A recipe that cannot be used; the message names the file and the YAML key."""
 
 
-def _require(condition: bool, field_name: str, message: str) -> None:
-    if not condition:
-        raise FieldError(field_name, message)
-
-
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     """Which corpus the run trains on and how it is built."""
 
@@ -83,31 +60,26 @@ class DataConfig:
     """Examples per shard file."""
 
     def __post_init__(self) -> None:
-        _require(bool(self.corpus_dir), "corpus_dir", "must be a directory path")
+        require(bool(self.corpus_dir), "corpus_dir", "must be a directory path")
         if self.source == "soda":
-            _require(bool(self.soda_dir), "soda_dir", "required when source is soda")
+            require(bool(self.soda_dir), "soda_dir", "required when source is soda")
         else:
-            _require(self.soda_dir is None, "soda_dir", "only used when source is soda")
-            _require(self.max_tts_wer is None, "max_tts_wer", "only used when source is soda")
-            _require(
-                self.train_examples is not None, "train_examples", "required when source is demo"
-            )
-            _require(
-                self.eval_examples is not None, "eval_examples", "required when source is demo"
-            )
+            require(self.soda_dir is None, "soda_dir", "only used when source is soda")
+            require(self.max_tts_wer is None, "max_tts_wer", "only used when source is soda")
+            for name in ("train_examples", "eval_examples"):
+                require(getattr(self, name) is not None, name, "required when source is demo")
         for name in ("train_examples", "eval_examples"):
             value = getattr(self, name)
-            _require(value is None or value >= 1, name, f"must be ≥ 1 or null, got {value}")
-        _require(self.max_speech_tokens >= 1, "max_speech_tokens", "must be ≥ 1")
-        _require(
-            self.max_tts_wer is None or self.max_tts_wer >= 0, "max_tts_wer", "must be ≥ 0 or null"
-        )
-        _require(0.0 <= self.augment_prob <= 1.0, "augment_prob", "must lie in [0, 1]")
-        _require(self.max_history_turns >= 0, "max_history_turns", "must be ≥ 0")
-        _require(self.shard_size >= 1, "shard_size", "must be ≥ 1")
+            require(value is None or value >= 1, name, f"must be ≥ 1 or null, got {value}")
+        require(self.max_speech_tokens >= 1, "max_speech_tokens", "must be ≥ 1")
+        require(self.max_tts_wer is None or self.max_tts_wer >= 0, "max_tts_wer",
+                "must be ≥ 0 or null")
+        require(0.0 <= self.augment_prob <= 1.0, "augment_prob", "must lie in [0, 1]")
+        require(self.max_history_turns >= 0, "max_history_turns", "must be ≥ 0")
+        require(self.shard_size >= 1, "shard_size", "must be ≥ 1")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     """The model stage 1 starts from and the speech codec it speaks."""
 
@@ -131,21 +103,18 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.codec_kind == "speechtokenizer":
-            _require(bool(self.codec_path), "codec_path", "required for the speechtokenizer codec")
+            require(bool(self.codec_path), "codec_path", "required for the speechtokenizer codec")
         if self.base_model is not None:
-            _require(bool(self.base_model), "base_model", "must be a directory path or null")
+            require(bool(self.base_model), "base_model", "must be a directory path or null")
             return
         for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
-            _require(getattr(self, name) >= 1, name, "must be ≥ 1")
-        _require(self.max_positions >= 16, "max_positions", "must be ≥ 16")
-        _require(
-            self.hidden_size % self.num_heads == 0,
-            "num_heads",
-            f"must divide hidden_size ({self.hidden_size}), got {self.num_heads}",
-        )
+            require(getattr(self, name) >= 1, name, "must be ≥ 1")
+        require(self.max_positions >= 16, "max_positions", "must be ≥ 16")
+        require(self.hidden_size % self.num_heads == 0, "num_heads",
+                f"must divide hidden_size ({self.hidden_size}), got {self.num_heads}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class UnitCodecFit:
     """How the unit codec is fitted when model.codec_path is null (docs/codecs.md): on the user
     turns of the first training dialogues and the assistant's replies, as the corpus voices them."""
@@ -165,11 +134,11 @@ class UnitCodecFit:
     """Units either side the context decoder reads (±1 suits ±0 encoders)."""
 
     def __post_init__(self) -> None:
-        _require(self.units >= 2, "units", f"must be ≥ 2, got {self.units}")
+        require(self.units >= 2, "units", f"must be ≥ 2, got {self.units}")
         for name in ("min_frames_per_unit", "fit_dialogues"):
-            _require(getattr(self, name) >= 1, name, f"must be ≥ 1, got {getattr(self, name)}")
+            require(getattr(self, name) >= 1, name, f"must be ≥ 1, got {getattr(self, name)}")
         for name in ("encoder_context", "encoder_cepstra", "decoder_context"):
-            _require(getattr(self, name) >= 0, name, f"must be ≥ 0, got {getattr(self, name)}")
+            require(getattr(self, name) >= 0, name, f"must be ≥ 0, got {getattr(self, name)}")
 
     def units_for(self, frames: int) -> int:
         """Units to fit on `frames` frames: `units`, halved while fewer than min_frames_per_unit
@@ -180,7 +149,7 @@ class UnitCodecFit:
         return units
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoraSettings:
     """A peft LoRA adapter (training/stages/lora.py)."""
 
@@ -194,13 +163,13 @@ class LoraSettings:
     """Names of the linear layers that get an adapter."""
 
     def __post_init__(self) -> None:
-        _require(self.r >= 1, "r", f"must be ≥ 1, got {self.r}")
-        _require(self.alpha > 0, "alpha", f"must be > 0, got {self.alpha}")
-        _require(0.0 <= self.dropout < 1.0, "dropout", "must lie in [0, 1)")
-        _require(len(self.target_modules) > 0, "target_modules", "must name at least one module")
+        require(self.r >= 1, "r", f"must be ≥ 1, got {self.r}")
+        require(self.alpha > 0, "alpha", f"must be > 0, got {self.alpha}")
+        require(0.0 <= self.dropout < 1.0, "dropout", "must lie in [0, 1)")
+        require(len(self.target_modules) > 0, "target_modules", "must name at least one module")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stage1Config:
     """Stage 1: train the explicit A-T-T-A chain (transcript, reply text, reply speech)."""
 
@@ -216,11 +185,11 @@ class Stage1Config:
     """Peak learning rate; None uses training.lr."""
 
     def __post_init__(self) -> None:
-        _require(self.steps >= 1, "steps", f"must be ≥ 1, got {self.steps}")
-        _require(self.lr is None or self.lr > 0, "lr", "must be > 0 or null")
+        require(self.steps >= 1, "steps", f"must be ≥ 1, got {self.steps}")
+        require(self.lr is None or self.lr > 0, "lr", "must be > 0 or null")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stage2Config:
     """Stage 2, ICoT: remove the transcript stepwise until the model answers A-T-A."""
 
@@ -247,24 +216,21 @@ class Stage2Config:
     """Rebuild the optimizer each time k grows (stepwise internalization does)."""
 
     def __post_init__(self) -> None:
-        _require(self.steps_per_removal >= 1, "steps_per_removal", "must be ≥ 1")
-        _require(self.removal_lambda > 0, "removal_lambda", "must be > 0 (.inf: no smoothing)")
-        _require(
-            self.max_offset is None or self.max_offset >= 0, "max_offset", "must be ≥ 0 or null"
-        )
-        _require(self.extra_steps >= 0, "extra_steps", "must be ≥ 0")
-        _require(
-            math.isfinite(self.kl_weight) and self.kl_weight >= 0, "kl_weight", "must be ≥ 0"
-        )
-        _require(self.kl_temperature > 0, "kl_temperature", "must be > 0")
-        _require(self.lr is None or self.lr > 0, "lr", "must be > 0 or null")
+        require(self.steps_per_removal >= 1, "steps_per_removal", "must be ≥ 1")
+        require(self.removal_lambda > 0, "removal_lambda", "must be > 0 (.inf: no smoothing)")
+        require(self.max_offset is None or self.max_offset >= 0, "max_offset",
+                "must be ≥ 0 or null")
+        require(self.extra_steps >= 0, "extra_steps", "must be ≥ 0")
+        require(math.isfinite(self.kl_weight) and self.kl_weight >= 0, "kl_weight", "must be ≥ 0")
+        require(self.kl_temperature > 0, "kl_temperature", "must be > 0")
+        require(self.lr is None or self.lr > 0, "lr", "must be > 0 or null")
 
     def schedule(self) -> RemovalSchedule:
         """The removal schedule these settings describe."""
         return RemovalSchedule(self.steps_per_removal, self.removal_lambda, self.max_offset)
 
 
-@dataclass
+@dataclass(frozen=True)
 class BaselinesConfig:
     """The paper's comparison models, each a LoRA adapter like stage 2's."""
 
@@ -277,14 +243,11 @@ class BaselinesConfig:
     (same T and λ) until the model answers A-A."""
 
     def __post_init__(self) -> None:
-        _require(
-            self.no_cot_steps is None or self.no_cot_steps >= 1,
-            "no_cot_steps",
-            "must be ≥ 1 or null",
-        )
+        require(self.no_cot_steps is None or self.no_cot_steps >= 1, "no_cot_steps",
+                "must be ≥ 1 or null")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingConfig:
     """Optimization and bookkeeping shared by every stage."""
 
@@ -326,17 +289,17 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "grad_accum", "checkpoint_every", "log_every"):
-            _require(getattr(self, name) >= 1, name, f"must be ≥ 1, got {getattr(self, name)}")
-        _require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
-        _require(self.warmup_steps >= 0, "warmup_steps", "must be ≥ 0")
-        _require(self.weight_decay >= 0, "weight_decay", "must be ≥ 0")
-        _require(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1]")
-        _require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0 or null")
-        _require(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be ≥ 1 or null")
-        _require(bool(self.output_dir), "output_dir", "must be a directory path")
+            require(getattr(self, name) >= 1, name, f"must be ≥ 1, got {getattr(self, name)}")
+        require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        require(self.warmup_steps >= 0, "warmup_steps", "must be ≥ 0")
+        require(self.weight_decay >= 0, "weight_decay", "must be ≥ 0")
+        require(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1]")
+        require(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "must be > 0 or null")
+        require(self.max_steps is None or self.max_steps >= 1, "max_steps", "must be ≥ 1 or null")
+        require(bool(self.output_dir), "output_dir", "must be a directory path")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExportConfig:
     """Where the trained models are written as bundles (model/bundle.py); null skips one."""
 
@@ -348,7 +311,7 @@ class ExportConfig:
     """Parent directory of the baselines' bundles, one subdirectory each."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Recipe:
     """One training run, end to end."""
 
@@ -366,103 +329,17 @@ class Recipe:
     unit_codec: UnitCodecFit = field(default_factory=UnitCodecFit)
 
     def __post_init__(self) -> None:
-        _require(bool(self.name), "name", "must not be empty")
+        require(bool(self.name), "name", "must not be empty")
         if self.model.base_model is None:
-            _require(
-                self.stage1.enabled and self.stage1.method == "full",
-                "stage1.method",
-                "a model built from scratch needs stage 1 enabled with method full",
-            )
+            require(self.stage1.enabled and self.stage1.method == "full", "stage1.method",
+                    "a model built from scratch needs stage 1 enabled with method full")
         if self.data.source == "soda":
-            _require(
-                self.model.codec_kind == "speechtokenizer",
-                "model.codec_kind",
-                "SODA-TTS units are SpeechTokenizer layer-1 units: use speechtokenizer",
-            )
+            require(self.model.codec_kind == "speechtokenizer", "model.codec_kind",
+                    "SODA-TTS units are SpeechTokenizer layer-1 units: use speechtokenizer")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, not tuples) that `recipe_from_dict` reads back."""
-        return _plain(dataclasses.asdict(self))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _key(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
-def _build(cls: type, raw: Any, key: str) -> Any:
-    """Construct dataclass `cls` from mapping `raw`; errors are RecipeError naming `key`."""
-    if not isinstance(raw, dict):
-        raise RecipeError(f"{key or 'recipe'}: expected a mapping, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls)]
-    for name in raw:
-        if name not in known:
-            raise RecipeError(f"{_key(key, str(name))}: unknown key; known: {', '.join(known)}")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in raw:
-            kwargs[f.name] = _convert(hints[f.name], raw[f.name], _key(key, f.name))
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise RecipeError(f"{_key(key, f.name)}: missing (required)")
-    try:
-        return cls(**kwargs)
-    except FieldError as error:
-        raise RecipeError(f"{_key(key, error.field)}: {error.message}") from None
-
-
-def _convert(tp: Any, value: Any, key: str) -> Any:
-    """Check `value` against annotation `tp`, converting only where YAML is ambiguous."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        (inner,) = [option for option in options if option is not type(None)]
-        return _convert(inner, value, key)
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            choices = ", ".join(map(repr, allowed))
-            raise RecipeError(f"{key}: must be one of {choices}; got {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise RecipeError(f"{key}: expected a list, got {type(value).__name__}")
-        (item_type, _ellipsis) = typing.get_args(tp)
-        return tuple(_convert(item_type, item, f"{key}[{i}]") for i, item in enumerate(value))
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise RecipeError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RecipeError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        # PyYAML (YAML 1.1) reads `4e-5` as a string: it wants `4.0e-5`. Accept both spellings.
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RecipeError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise RecipeError(f"{key}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"{key}: config field type {tp!r} is not supported by the loader")
+        return to_data(self)
 
 
 def _apply_override(raw: dict[str, Any], override: str) -> None:
@@ -483,9 +360,9 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
 def recipe_from_dict(raw: Any, *, source: str = "recipe") -> Recipe:
     """Build a `Recipe` from plain data; errors read `source: section.key: problem`."""
     try:
-        return _build(Recipe, raw, "")
-    except RecipeError as error:
-        raise RecipeError(f"{source}: {error}") from None
+        return from_data(Recipe, raw, source=source, root="recipe")
+    except ConfigError as error:
+        raise RecipeError(str(error)) from None
 
 
 def shipped_recipes() -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 
@@ -103,6 +104,8 @@ def recipe_with(tmp_path, section: str, key: str, value, *, drop: bool = False):
         ("data", "source", "soda", r"data\.soda_dir: required when source is soda"),
         ("model", "num_heads", 3, r"model\.num_heads: must divide hidden_size \(32\), got 3"),
         ("stage2", "lora", {"target_modules": "q_proj"}, r"target_modules: expected a list"),
+        ("unit_codec", "units", 1, r"unit_codec\.units: must be ≥ 2, got 1"),
+        ("unit_codec", "encoder_context", -1, r"unit_codec\.encoder_context: must be ≥ 0"),
     ],
 )
 def test_bad_values_name_the_file_and_key(tmp_path, section, key, value, message):
@@ -147,3 +150,20 @@ def test_unknown_recipe_names_and_bad_overrides(tmp_path):
         load_recipe("tiny", ["training.max_steps"])
     with pytest.raises(RecipeError, match="not valid YAML"):
         load_recipe(write(tmp_path, "training: [unclosed\n"))
+
+
+def test_the_demo_fits_the_unit_codec_documented_in_docs_codecs_and_fewer_units_on_short_audio():
+    fit = load_recipe("demo").unit_codec
+    assert (fit.units, fit.fit_dialogues) == (1024, 300)
+    assert (fit.encoder_context, fit.encoder_cepstra, fit.decoder_context) == (3, 13, 2)
+    assert load_recipe("tiny").unit_codec == fit  # the defaults are the demo's values
+    assert fit.units_for(1024 * 4) == 1024
+    assert fit.units_for(1024 * 4 - 1) == 512  # fewer than 4 frames a unit: halve
+    assert fit.units_for(0) == 2
+
+
+def test_recipes_are_frozen():
+    recipe = load_recipe("tiny")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        recipe.training.lr = 1.0  # type: ignore[misc]
+
