@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "codec": ("bench.codec", "unit codec round-trip WER (Whisper tiny.en), speed, streaming"),
     "unit-context": ("bench.unit_context",
                      "unit codec encoder context: cross-voice identification, decoded WER"),
+    "load": ("bench.load", "concurrent realtime sessions: TTFA, audio RTF, errors, server RSS"),
 }
 
 

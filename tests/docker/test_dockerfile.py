@@ -1,0 +1,62 @@
+"""docker/Dockerfile: hadolint finds nothing, and the image is built the way docs/deploy.md says
+(base image as a build argument, non-root, entry point, health check, demo bundles inside)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+HADOLINT = Path(sys.executable).parent / "hadolint"
+
+
+def _hadolint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(HADOLINT), "--no-color", str(path)], capture_output=True,
+                          text=True)
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile():
+    lint = _hadolint(DOCKERFILE)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert lint.stdout == ""
+
+
+def test_hadolint_does_flag_a_careless_dockerfile(tmp_path):
+    # The linter really runs: an unpinned base, a root user and a stale apt cache are reported.
+    careless = tmp_path / "Dockerfile"
+    careless.write_text("FROM debian\nRUN apt-get update && apt-get install -y espeak-ng\n")
+    lint = _hadolint(careless)
+    assert lint.returncode != 0
+    assert {"DL3006", "DL3008", "DL3009"} <= set(re.findall(r"DL\d{4}", lint.stdout))
+
+
+def test_one_file_serves_cpu_and_gpu_bases_and_runs_unprivileged():
+    text = DOCKERFILE.read_text()
+    instructions = [line.split()[0] for line in text.splitlines()
+                    if line and not line.startswith((" ", "#"))]
+    assert instructions[:2] == ["ARG", "FROM"]  # the base is a build argument
+    assert re.search(r"^ARG BASE_IMAGE=debian:\S+-slim$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.M)
+    assert "nvidia/cuda:" in text  # the GPU build is documented in the file
+    assert "espeak-ng" in text
+    user = re.findall(r"^USER (\S+)$", text, re.M)
+    assert user == ["10001:10001"]
+    assert re.search(r"^HEALTHCHECK .*\n.*/healthz", text, re.M)
+    assert re.search(r'^ENTRYPOINT \["icot-entrypoint"\]$', text, re.M)
+    assert "COPY docker/entrypoint.sh /usr/local/bin/icot-entrypoint" in text
+
+
+def test_every_copied_path_exists_and_passes_the_build_context_filter():
+    text = DOCKERFILE.read_text()
+    sources = [s for line in re.findall(r"^COPY (.+)$", text, re.M)
+               for s in line.split()[:-1]]
+    assert "checkpoints" in sources  # the demo bundles are inside
+    allowed = [line[1:].removesuffix("/**") for line in
+               (ROOT / "docker" / "Dockerfile.dockerignore").read_text().splitlines()
+               if line.startswith("!")]
+    for source in sources:
+        assert (ROOT / source).exists(), source
+        assert source in allowed, f"{source} is filtered out of the build context"

@@ -1,0 +1,117 @@
+"""docker/nginx.conf for real: Debian's nginx on loopback in front of two `icot serve` processes
+on the demo bundle. Sessions go through it over WebSocket; one replica is drained (SIGTERM) and
+stops: its session in flight finishes, REST requests it refuses (503) are retried on the other,
+and new sessions go to the other replica."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+
+import httpx
+import pytest
+from processes import Nginx, nginx_binary, open_manual_session, render_nginx_conf, start_turn
+from realtime_client import Client
+from websockets.exceptions import ConnectionClosed
+
+from bench.load import ServerProcess, free_port
+from model.audio import wav_bytes
+
+DEMO = "checkpoints/demo"
+UPSTREAM_OPTIONS = "max_fails=2 fail_timeout=5s"
+
+
+def _upstream_lines(ports: list[int]) -> list[str]:
+    return [f"server 127.0.0.1:{port} {UPSTREAM_OPTIONS};" for port in ports]
+
+
+def test_the_rendered_config_passes_nginx_t(tmp_path):
+    config = render_nginx_conf(_upstream_lines([18001, 18002]), f"127.0.0.1:{free_port()}")
+    (tmp_path / "nginx.conf").write_text(config)
+    check = subprocess.run([nginx_binary(), "-t", "-p", str(tmp_path), "-c",
+                            str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "error.log"),
+                            "-g", f"pid {tmp_path / 'nginx.pid'};"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert "syntax is ok" in check.stderr
+
+
+def _active_sessions(replica: ServerProcess) -> float:
+    body = httpx.get(f"{replica.url}/metrics", timeout=5).text
+    return float(re.search(r"^icot_active_sessions (\S+)$", body, re.M).group(1))
+
+
+async def _finish_turn(client: Client) -> dict:
+    events = await client.until("response.done", timeout_s=60)
+    assert any(e["type"] == "response.output_audio.delta" for e in events)
+    return events[-1]["response"]
+
+
+@pytest.fixture
+def replicas(tmp_path):
+    """Two demo replicas (one torch thread each) started side by side."""
+    servers = [ServerProcess(["--bundle", DEMO, "--threads", "1", "--slots", "2",
+                              "--drain-timeout-s", "20", "--log-level", "warning"],
+                             free_port(), log_path=tmp_path / f"replica{i}.log")
+               for i in range(2)]
+    try:
+        for server in servers:
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def test_sessions_survive_draining_one_replica_behind_nginx(tmp_path, replicas, speak24k):
+    port = free_port()
+    nginx = Nginx(tmp_path, render_nginx_conf(_upstream_lines([r.port for r in replicas]),
+                                              f"127.0.0.1:{port}"), port)
+    try:
+        await asyncio.to_thread(nginx.wait_up)
+        # Least connections: two sessions through nginx land on different replicas.
+        first = await open_manual_session(nginx.ws_url)
+        (drained,) = [r for r in replicas if _active_sessions(r) == 1]
+        (survivor,) = [r for r in replicas if r is not drained]
+        second = await open_manual_session(nginx.ws_url)
+        assert [_active_sessions(r) for r in (drained, survivor)] == [1, 1]
+
+        # A response in flight on the replica about to drain.
+        await start_turn(first, speak24k("count from one to five"))
+        await first.until("response.output_audio.delta", timeout_s=60)
+        drained.terminate()
+        await asyncio.sleep(0.2)
+        assert httpx.get(f"{drained.url}/readyz").status_code == 503
+        # REST while it drains: whichever replica nginx picks first, both answer with speech
+        # (the draining one's 503 is retried on the other).
+        body = wav_bytes(speak24k("what is two plus three"), 24_000)
+        async with httpx.AsyncClient(timeout=60) as http:
+            answers = await asyncio.gather(*(
+                http.post(f"{nginx.url}/v1/speech-to-speech", content=body,
+                          headers={"Content-Type": "audio/wav"}) for _ in range(2)))
+        assert [a.status_code for a in answers] == [200, 200]
+        assert all(a.content[:4] == b"RIFF" for a in answers)
+        # The session in flight finishes its response, then the drained replica closes it with
+        # 1012 through nginx, and exits cleanly.
+        assert (await _finish_turn(first))["status"] == "completed"
+        with pytest.raises(ConnectionClosed) as closed:
+            await first.recv(timeout_s=30)
+        assert closed.value.rcvd.code == 1012
+        assert await asyncio.to_thread(drained.process.wait, 30) == 0
+
+        # New sessions go to the survivor; the session already there carries on.
+        late = [await open_manual_session(nginx.ws_url) for _ in range(2)]
+        assert _active_sessions(survivor) == 3
+        await start_turn(late[0], speak24k("what color is the sky"))
+        assert (await _finish_turn(late[0]))["status"] == "completed"
+        await start_turn(second, speak24k("good morning"))
+        assert (await _finish_turn(second))["status"] == "completed"
+        for client in (second, *late):
+            await client.close()
+    finally:
+        nginx.stop()
+    log = nginx.access_log.read_text()
+    # At least one REST request met the draining replica's 503 and was passed on.
+    assert re.search(r"POST /v1/speech-to-speech HTTP/1\.1\" 200 upstream=\S+, \S+ "
+                     r"upstream_status=503, 200", log), log
