@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
-from server import rest
+from server import client_secrets, cors, rest, web
 from server.realtime.endpoint import realtime_endpoint
 from server.settings import ServerSettings
 from server.state import ServerState
@@ -45,6 +45,9 @@ def create_app(settings: ServerSettings, runtime: Runtime) -> FastAPI:
     app.state.icot = state
     app.add_api_websocket_route("/v1/realtime", realtime_endpoint)
     app.include_router(rest.router)
+    app.include_router(client_secrets.router)
+    web.mount(app)
+    cors.install(app, settings.allowed_origins)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -40,6 +40,7 @@ class ErrorCode(StrEnum):
     SHUTTING_DOWN = "server_shutting_down"
     IDLE_TIMEOUT = "idle_timeout"
     UNAUTHORIZED = "unauthorized"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     SERVER_ERROR = "server_error"
 
 

@@ -15,6 +15,8 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from server.cors import check_origin
+
 ENV_PREFIX = "ICOT_"
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -38,6 +40,12 @@ class ServerSettings:
                                         "best on a small shared CPU)")
     max_seq_len: int | None = _option(None, "engine KV-cache length per slot (bundle default)")
     api_key: str | None = _option(None, "require this API key (bearer or subprotocol)")
+    allowed_origins: tuple[str, ...] = _option((), "browser origins besides the server's own "
+                                               "that may use it (comma-separated "
+                                               "scheme://host[:port], or *)")
+    page_client_secrets: bool = _option(False, "with an API key: mint a short-lived client "
+                                              "secret for every load of the page at / "
+                                              "(docs/clients.md)")
     max_message_bytes: int = _option(1 << 20, "largest WebSocket message accepted")
     max_upload_bytes: int = _option(32 << 20, "largest REST request body accepted")
     max_turn_audio_s: float = _option(60.0, "longest user turn (audio seconds)")
@@ -65,6 +73,8 @@ class ServerSettings:
             raise ValueError(f"max_seq_len must be ≥ 1, got {self.max_seq_len}")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("api_key must not be empty; leave it unset to turn auth off")
+        for origin in self.allowed_origins:
+            check_origin(origin)
         positive = ("max_message_bytes", "max_upload_bytes", "max_turn_audio_s",
                     "max_session_audio_s", "idle_timeout_s", "retry_after_s")
         for name in positive:
@@ -125,6 +135,10 @@ def _convert(name: str, kind: Any, raw: str) -> Any:
     """Parse the text of a flag or variable into the field's type (annotations are strings)."""
     kind = str(kind)
     try:
+        if kind.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if kind == "bool":
+            return raw.lower() in ("true", "1", "yes", "on")
         if kind.startswith("int"):
             return None if raw.lower() in ("", "none") and "None" in kind else int(raw)
         if kind.startswith("float"):

@@ -37,7 +37,7 @@ def choose_dialect(websocket: WebSocket) -> Dialect:
 async def realtime_endpoint(websocket: WebSocket) -> None:
     state: ServerState = websocket.app.state.icot
     offered = list(websocket.scope.get("subprotocols", []))
-    if not state.auth.allows(websocket.headers, offered):
+    if not state.auth.allows_realtime(websocket.headers, offered):
         await websocket.send_denial_response(error_response(
             state.metrics, 401, ErrorCode.UNAUTHORIZED,
             "a valid API key is required (Bearer header or openai-insecure-api-key. "

@@ -1,4 +1,5 @@
-"""API-key checks: bearer header, browser subprotocol, off when unset; subprotocol echo."""
+"""API-key checks: bearer header, browser subprotocol, off when unset; subprotocol echo; client
+secrets open the realtime endpoint only."""
 
 from __future__ import annotations
 
@@ -37,3 +38,13 @@ def test_subprotocol_echo_prefers_realtime_and_hides_keys():
         "openai-beta.realtime-v1")
     assert choose_subprotocol(["openai-insecure-api-key.k"]) == "openai-insecure-api-key.k"
     assert choose_subprotocol([]) is None
+
+
+def test_a_client_secret_opens_realtime_only():
+    auth = Authenticator("s3cret")
+    secret = auth.secrets.mint(60).value
+    assert auth.allows_realtime({"authorization": f"Bearer {secret}"}, [])
+    assert auth.allows_realtime({}, ["realtime", f"openai-insecure-api-key.{secret}"])
+    assert auth.allows_realtime({"authorization": "Bearer s3cret"}, [])  # the key still does
+    assert not auth.allows({"authorization": f"Bearer {secret}"})  # REST: the key only
+    assert not auth.allows_realtime({"authorization": "Bearer ek_guess"}, [])

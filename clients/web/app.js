@@ -1,0 +1,273 @@
+// The ICoT Voice page: connects to /v1/realtime (OpenAI Realtime, GA names), streams the
+// microphone, plays the reply, shows reply text, the user's words and time to first audio.
+// Tests read `window.icot` (played samples, turns, captured playback with ?capture=1).
+
+import { Microphone, openAudio, Player } from "./audio.js";
+import { fromBase64, RealtimeConnection, realtimeUrl, toBase64 } from "./realtime.js";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  status: $("status"), connect: $("connect"), talk: $("talk"), handsFree: $("hands-free"),
+  echo: $("echo"), level: $("level"), log: $("log"), form: $("text-form"), text: $("text"),
+  send: $("send"), secretBox: $("secret-box"), secret: $("secret"), summary: $("ttfa-summary"),
+};
+const STATE_TEXT = {
+  idle: "Not connected", connecting: "Connecting…", ready: "Ready: press Talk or type",
+  listening: "Listening", thinking: "Thinking", speaking: "Speaking", error: "Error",
+};
+const capture = new URLSearchParams(location.search).get("capture") === "1";
+
+// What tests (and the curious) can read.
+const icot = { state: "idle", turns: [], errors: [], bargeIns: 0,
+  get playedSamples() { return player ? player.played : 0; },
+  playedAudioBase64() { return player ? toBase64(player.capturedPcm16()) : ""; } };
+window.icot = icot;
+
+let conn = null;
+let ctx = null;
+let mic = null;
+let player = null;
+let talking = false; // push-to-talk: the microphone is being sent
+let responding = false; // a response is in progress on the server
+let turn = null; // {startedAt, firstAudioAt, item, replyEl, userEl}
+
+function setState(state, detail) {
+  icot.state = state;
+  ui.status.dataset.state = state;
+  ui.status.textContent = detail ? `${STATE_TEXT[state]}: ${detail}` : STATE_TEXT[state];
+}
+
+function addLine(kind, who, text) {
+  const li = document.createElement("li");
+  li.className = kind;
+  const label = document.createElement("span");
+  label.className = "who";
+  label.textContent = who;
+  const body = document.createElement("span");
+  body.className = "text";
+  body.textContent = text;
+  li.append(label, body);
+  ui.log.append(li);
+  li.scrollIntoView({ block: "nearest" });
+  return li;
+}
+
+function idleState() { return ui.handsFree.checked ? "listening" : "ready"; }
+
+function newTurn(startedAt) {
+  turn = { startedAt, firstAudioAt: null, item: null, replyEl: null, userEl: null, text: "" };
+  icot.turns.push({ ttfaMs: null, text: "", transcript: null, status: null });
+}
+
+function current() { return icot.turns[icot.turns.length - 1]; }
+
+function sessionUpdate() {
+  const turnDetection = ui.handsFree.checked ? { type: "server_vad" } : null;
+  conn.send({ type: "session.update", session: { type: "realtime", audio: {
+    input: { format: { type: "audio/pcm", rate: 24000 }, turn_detection: turnDetection },
+    output: { format: { type: "audio/pcm", rate: 24000 } } } } });
+}
+
+async function credentials() {
+  const pasted = ui.secret.value.trim();
+  if (pasted) return pasted;
+  const answer = await fetch(new URL("web/client-secret", location.href), { method: "POST" });
+  if (answer.ok) return (await answer.json()).value; // null: the server needs no key
+  ui.secretBox.hidden = false;
+  ui.secret.focus();
+  throw new Error("this server needs a client secret: paste one and connect again");
+}
+
+async function bargeIn() {
+  if (!player.busy && !responding) return;
+  icot.bargeIns += 1;
+  const { itemId, playedMs } = await player.clear();
+  if (itemId) {
+    conn.send({ type: "conversation.item.truncate", item_id: itemId, content_index: 0,
+      audio_end_ms: playedMs });
+  }
+  if (turn && turn.replyEl) turn.replyEl.querySelector(".who").textContent += " (interrupted)";
+}
+
+function sendPcm(pcm) {
+  if (conn && (ui.handsFree.checked || talking)) {
+    conn.send({ type: "input_audio_buffer.append", audio: toBase64(pcm) });
+  }
+}
+
+function onEvent(type, handler) { conn.addEventListener(type, (e) => handler(e.detail)); }
+
+function wireEvents() {
+  onEvent("input_audio_buffer.speech_started", () => {
+    bargeIn();
+    setState("listening");
+  });
+  onEvent("input_audio_buffer.speech_stopped", () => {
+    newTurn(performance.now());
+    setState("thinking");
+  });
+  onEvent("conversation.item.input_audio_transcription.delta", (e) => {
+    if (!turn) return;
+    turn.userEl = turn.userEl || addLine("user", "You", "");
+    turn.userEl.querySelector(".text").textContent += e.delta;
+  });
+  onEvent("conversation.item.input_audio_transcription.completed", (e) => {
+    if (!turn) return;
+    turn.userEl = turn.userEl || addLine("user", "You", "");
+    turn.userEl.querySelector(".text").textContent = e.transcript.trim();
+    current().transcript = e.transcript.trim();
+  });
+  onEvent("response.created", () => {
+    responding = true;
+    if (!turn) newTurn(performance.now());
+  });
+  onEvent("response.output_item.added", (e) => { if (turn) turn.item = e.item.id; });
+  const onText = (e) => {
+    if (!turn) return;
+    turn.replyEl = turn.replyEl || addLine("assistant", "Assistant", "");
+    turn.text += e.delta;
+    turn.replyEl.querySelector(".text").textContent = turn.text.trim();
+    current().text = turn.text.trim();
+  };
+  onEvent("response.output_audio_transcript.delta", onText);
+  onEvent("response.output_text.delta", onText);
+  onEvent("response.output_audio.delta", (e) => {
+    if (!turn) return;
+    if (turn.firstAudioAt === null) {
+      turn.firstAudioAt = performance.now();
+      const ms = Math.round(turn.firstAudioAt - turn.startedAt);
+      current().ttfaMs = ms;
+      turn.replyEl = turn.replyEl || addLine("assistant", "Assistant", "");
+      const tag = document.createElement("span");
+      tag.className = "ttfa";
+      tag.textContent = `first audio ${ms} ms`;
+      turn.replyEl.prepend(tag);
+      showSummary();
+      setState("speaking");
+    }
+    player.push(e.item_id || turn.item, fromBase64(e.delta));
+  });
+  onEvent("response.done", (e) => {
+    responding = false;
+    current().status = e.response.status;
+    player.end();
+    if (!player.busy && icot.state !== "listening") setState(idleState());
+    turn = null;
+  });
+  onEvent("error", (e) => {
+    icot.errors.push(e.error);
+    addLine("error", "Server error", `${e.error.code}: ${e.error.message}`);
+  });
+  conn.addEventListener("closed", (e) => {
+    const { code, why } = e.detail;
+    stopAudio();
+    enable(false);
+    if (code === 1000 && icot.state === "idle") return;
+    setState(code === 1000 ? "idle" : "error", why);
+  });
+}
+
+function showSummary() {
+  const ttfas = icot.turns.map((t) => t.ttfaMs).filter((v) => v !== null).sort((a, b) => a - b);
+  if (ttfas.length) {
+    ui.summary.textContent = `Time to first audio: median ${ttfas[ttfas.length >> 1]} ms over ${ttfas.length} turn(s).`;
+  }
+}
+
+function enable(connected) {
+  ui.connect.textContent = connected ? "Disconnect" : "Connect";
+  ui.talk.disabled = !connected || ui.handsFree.checked;
+  ui.text.disabled = ui.send.disabled = !connected;
+}
+
+function stopAudio() {
+  if (mic) mic.stop();
+  if (ctx) ctx.close();
+  mic = ctx = null;
+  talking = false;
+  responding = false;
+  ui.talk.setAttribute("aria-pressed", "false");
+  ui.talk.textContent = "Talk";
+  ui.level.value = -60;
+}
+
+async function connect() {
+  setState("connecting");
+  ui.connect.disabled = true;
+  try {
+    ctx = await openAudio();
+    player = new Player(ctx, { capture, onDrained: () => {
+      if (!responding && icot.state === "speaking") setState(idleState());
+    } });
+    const secret = await credentials();
+    conn = new RealtimeConnection(realtimeUrl(location.href), secret);
+    wireEvents();
+    await conn.open();
+    sessionUpdate();
+    mic = new Microphone(ctx, { onPcm: sendPcm, onLevel: (db) => { ui.level.value = db; } });
+    await mic.start(ui.echo.checked);
+    enable(true);
+    setState(idleState());
+  } catch (err) {
+    stopAudio();
+    if (conn) conn.close();
+    conn = null;
+    enable(false);
+    setState("error", err.message || String(err));
+  } finally {
+    ui.connect.disabled = false;
+  }
+}
+
+ui.connect.addEventListener("click", () => {
+  if (conn && icot.state !== "error") {
+    setState("idle");
+    conn.close();
+    conn = null;
+  } else {
+    connect();
+  }
+});
+
+ui.talk.addEventListener("click", async () => {
+  if (!talking) {
+    await bargeIn();
+    talking = true;
+    ui.talk.setAttribute("aria-pressed", "true");
+    ui.talk.textContent = "Send";
+    setState("listening");
+  } else {
+    talking = false;
+    ui.talk.setAttribute("aria-pressed", "false");
+    ui.talk.textContent = "Talk";
+    conn.send({ type: "input_audio_buffer.commit" });
+    conn.send({ type: "response.create" });
+    newTurn(performance.now());
+    setState("thinking");
+  }
+});
+
+ui.handsFree.addEventListener("change", () => {
+  if (conn) {
+    talking = false;
+    ui.talk.setAttribute("aria-pressed", "false");
+    ui.talk.textContent = "Talk";
+    sessionUpdate();
+    enable(true);
+    setState(idleState());
+  }
+});
+
+ui.form.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const text = ui.text.value.trim();
+  if (!text || !conn) return;
+  await bargeIn();
+  ui.text.value = "";
+  addLine("user", "You (typed)", text);
+  conn.send({ type: "conversation.item.create", item: { type: "message", role: "user",
+    content: [{ type: "input_text", text }] } });
+  conn.send({ type: "response.create" });
+  newTurn(performance.now());
+  setState("thinking");
+});
