@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.codecs.base import StreamingSpec
+from model.codecs.streaming import StreamingDecoder
 from model.codecs.units import UnitCodec
 from training.data.domain import Turn, single_turns
 from training.data.synth import (
@@ -98,7 +99,7 @@ def judged_sets(turns: Sequence[Turn]) -> list[JudgedSet]:
 
 def stream(codec: UnitCodec, units: np.ndarray) -> tuple[np.ndarray, list[float]]:
     """Decode `units` pushed one at a time, as generation delivers them: (audio, ms per chunk)."""
-    decoder = codec.streaming_decoder()
+    decoder = StreamingDecoder(codec)
     chunks: list[np.ndarray] = []
     chunk_ms: list[float] = []
     for unit in units:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from model.codecs.speechtokenizer import SpeechTokenizerCodec, SpeechTokenizerConfig
+from model.codecs.streaming import StreamingDecoder
 
 ENCODE_SECONDS = (3.0, 5.0)
 DECODE_FRAMES = (25, 50, 100, 150)
@@ -40,7 +41,7 @@ def stream_one_unit_at_a_time(
 ) -> tuple[list[float], np.ndarray]:
     """Push units one by one as an LLM would emit them; returns the wall time of every call that
     produced audio (the decode of one chunk; the flush last) and the audio (N * 320,)."""
-    decoder = codec.streaming_decoder()
+    decoder = StreamingDecoder(codec)
     chunk_times, chunks = [], []
     for unit in units:
         start = time.perf_counter()

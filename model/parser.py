@@ -1,7 +1,8 @@
 """Incremental parser of a generated token stream into typed events, for any chain.
 
-Feed token ids as they are sampled; get `TranscriptDelta`, `ReplyTextDelta`, `SpeechUnits` and
-finally one `EndOfTurn`. The parser never raises on model output, whatever it is:
+Feed token ids as they are sampled; get `UserTranscriptDelta` (what the model heard the user
+say), `ReplyTextDelta` (what it answers), `SpeechUnits` and finally one `EndOfTurn`. The parser
+never raises on model output, whatever it is:
 - a speech segment is `<sosp>…<eosp>`; only unit tokens inside it become `SpeechUnits`, text
   inside it is dropped, and `<eosp>` completes the turn (the engine can stop there);
 - a speech segment cut by `<eos>`, a new turn's marker or `close()` ends the turn as
@@ -27,15 +28,15 @@ _ROLE_PREFIX_RE = re.compile(r"^\s*:?\s*")  # the ": " after a generated `[AnyGP
 
 
 @dataclass(frozen=True)
-class TranscriptDelta:
-    """New text of the user's transcript (A-T-T-A only)."""
+class UserTranscriptDelta:
+    """New text of the user's transcript (A-T-T-A only): what the model heard, not its reply."""
 
     text: str
 
 
 @dataclass(frozen=True)
 class ReplyTextDelta:
-    """New text of the reply (A-T-T-A, A-T-A)."""
+    """New text of the assistant's reply (A-T-T-A, A-T-A)."""
 
     text: str
 
@@ -59,7 +60,7 @@ class EndOfTurn:
     reason: EndReason
 
 
-Event = TranscriptDelta | ReplyTextDelta | SpeechUnits | EndOfTurn
+Event = UserTranscriptDelta | ReplyTextDelta | SpeechUnits | EndOfTurn
 
 
 class Phase(StrEnum):
@@ -152,4 +153,6 @@ class ChainParser:
             self._emitted = stable
         if not new:
             return []
-        return [TranscriptDelta(new) if self.phase is Phase.TRANSCRIPT else ReplyTextDelta(new)]
+        if self.phase is Phase.TRANSCRIPT:
+            return [UserTranscriptDelta(new)]
+        return [ReplyTextDelta(new)]

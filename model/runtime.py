@@ -1,8 +1,9 @@
 """The serving runtime: one loaded bundle and one engine, shared by every conversation.
 
-`Runtime.load(dir)` loads the bundle and builds the engine over its model; `warmup()` pins the
-codec's BLAS to one thread, runs a prefill, captures the decode graphs (CUDA) and exercises the
-codec, then starts the engine thread. The server holds one Runtime and makes a `Conversation` per
+`Runtime.load(dir)` loads the bundle, builds the engine over its model and the `TurnRunner` that
+answers every turn (model/turn.py), handing it the parts it needs; `warmup()` pins the codec's
+BLAS to one thread, runs a prefill, captures the decode graphs (CUDA) and exercises the codec,
+then starts the engine thread. The server holds one Runtime and makes a `Conversation` per
 session. Knows no HTTP.
 """
 
@@ -17,9 +18,10 @@ from threadpoolctl import threadpool_limits
 
 from model.bundle import Bundle
 from model.chain import Chain
-from model.codecs import SpeechCodec
+from model.codecs import SpeechCodec, StreamingDecoder
 from model.conversation import Conversation
 from model.engine import Engine, EngineConfig
+from model.turn import TurnRunner
 
 WARMUP_AUDIO_S = 1.0
 # numpy/scipy BLAS threads while serving. The unit codec's matrix products cover one turn or one
@@ -59,6 +61,15 @@ class Runtime:
     def __init__(self, bundle: Bundle, engine: Engine) -> None:
         self.bundle = bundle
         self.engine = engine
+        self.turns = TurnRunner(
+            engine=engine,
+            codec=bundle.codec,
+            template=bundle.template,
+            generation=bundle.config.generation,
+            chains=self.chains,
+            input_level_dbfs=bundle.config.input_level_dbfs,
+            prompt_budget=self.prompt_budget,
+        )
 
     @classmethod
     def load(cls, bundle_dir: str | Path, config: RuntimeConfig | None = None) -> Runtime:
@@ -111,7 +122,7 @@ class Runtime:
         return max(1, min(self.bundle.prompt_budget, self.max_seq_len - max_new))
 
     def new_conversation(self) -> Conversation:
-        return Conversation(self)
+        return Conversation(self.turns, self.codec.frame_rate)
 
     async def warmup(self) -> None:
         """Pay every first-call cost before serving, then start the engine thread.
@@ -132,6 +143,6 @@ class Runtime:
     def _warm_codec(self) -> None:
         silence = np.zeros(int(WARMUP_AUDIO_S * self.codec.sample_rate), dtype=np.float32)
         units = self.codec.encode(silence)
-        decoder = self.codec.streaming_decoder()
+        decoder = StreamingDecoder(self.codec)
         decoder.push(units)
         decoder.flush()

@@ -25,15 +25,22 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from model.audio import AudioError, float_to_pcm16, read_audio, resample, wav_bytes
-from model.conversation import ReplyAudio, ReplyTextDelta, TurnDone
+from model.audio import (
+    MODEL_INPUT_RATE_HZ,
+    AudioError,
+    StreamResampler,
+    float_to_pcm16,
+    read_audio,
+    resample,
+    wav_bytes,
+)
 from model.engine import EngineBusy
+from model.parser import ReplyTextDelta
 from model.template import PromptTooLongError
+from model.turn import ReplyAudio, TurnDone
 from server import logs
 from server.errors import ErrorCode, error_response, new_id
-from server.resample import StreamResampler
 from server.state import ServerState
-from server.vad import SAMPLE_RATE_HZ
 
 OUTPUT_RATE_HZ = 24_000
 STREAM_SIZE_UNKNOWN = 0xFFFFFFFF  # RIFF/data sizes of a WAV whose length is not known yet
@@ -70,7 +77,7 @@ async def speech_to_speech(request: Request, stream: bool = False,
     release = _Release(state)
     try:
         conversation = state.runtime.new_conversation()
-        events = conversation.respond(samples, SAMPLE_RATE_HZ, chain=chain)
+        events = conversation.respond(samples, MODEL_INPUT_RATE_HZ, chain=chain)
         started = time.perf_counter()
         if stream:
             return await _stream(events, state, release, started)
@@ -125,12 +132,12 @@ async def _admit(request: Request, state: ServerState,
             f"chain {chain!r} is not available; this bundle offers "
             + ", ".join(state.runtime.chains)))
     try:
-        samples, _ = await asyncio.to_thread(read_audio, audio, target_rate=SAMPLE_RATE_HZ,
+        samples, _ = await asyncio.to_thread(read_audio, audio, target_rate=MODEL_INPUT_RATE_HZ,
                                              max_seconds=settings.max_turn_audio_s)
     except AudioError as exc:
         raise RequestRefused(error_response(metrics, 400, ErrorCode.INVALID_AUDIO,
                                             str(exc))) from None
-    metrics.audio_in_seconds.inc(samples.size / SAMPLE_RATE_HZ)
+    metrics.audio_in_seconds.inc(samples.size / MODEL_INPUT_RATE_HZ)
     return samples, chain
 
 
@@ -282,8 +289,8 @@ def _answer(request: Request, reply: Reply, state: ServerState) -> Response:
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({
             "status": done.status,
-            "transcript": done.transcript,
-            "text": done.text,
+            "transcript": done.user_transcript,
+            "text": done.reply_text,
             "audio": base64.b64encode(wav).decode("ascii"),
             "sample_rate": OUTPUT_RATE_HZ,
             "timings": asdict(done.timings),

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SAMPLE_RATE_HZ = 16_000
+from model.audio import MODEL_INPUT_RATE_HZ
+
 WINDOW_SAMPLES = 512  # the model's fixed window at 16 kHz (32 ms)
 CONTEXT_SAMPLES = 64  # trailing samples of the previous window the model sees again
 STATE_SHAPE = (2, 1, 128)  # recurrent state, (layers, batch, hidden)
@@ -62,7 +63,7 @@ class SileroVad:
         from silero_vad import load_silero_vad
 
         self._session = load_silero_vad(onnx=True).session  # onnxruntime, run() is thread-safe
-        self._rate = np.array(SAMPLE_RATE_HZ, dtype=np.int64)
+        self._rate = np.array(MODEL_INPUT_RATE_HZ, dtype=np.int64)
 
     def stream(self, config: VadConfig) -> VadStream:
         return VadStream(self, config)
@@ -86,7 +87,7 @@ class VadStream:
         self._scored = 0  # samples scored so far (window starts are multiples of WINDOW_SAMPLES)
         self._speaking = False
         self._silence_from: int | None = None  # sample where the current quiet run began
-        self._silence_samples = config.silence_duration_ms * SAMPLE_RATE_HZ // 1000
+        self._silence_samples = config.silence_duration_ms * MODEL_INPUT_RATE_HZ // 1000
 
     @property
     def speaking(self) -> bool:
@@ -130,4 +131,4 @@ class VadStream:
 
 
 def _ms(samples: int) -> int:
-    return samples * 1000 // SAMPLE_RATE_HZ
+    return samples * 1000 // MODEL_INPUT_RATE_HZ

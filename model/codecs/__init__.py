@@ -10,6 +10,7 @@ import importlib
 from pathlib import Path
 
 from model.codecs.base import SpeechCodec, StreamingSpec
+from model.codecs.streaming import StreamingDecoder
 
 CODEC_CLASSES: dict[str, str] = {
     "speechtokenizer": "model.codecs.speechtokenizer:SpeechTokenizerCodec",
@@ -30,4 +31,4 @@ def load_codec(kind: str, directory: str | Path) -> SpeechCodec:
     return codec_class(kind).load(Path(directory))
 
 
-__all__ = ["SpeechCodec", "StreamingSpec", "codec_class", "load_codec"]
+__all__ = ["SpeechCodec", "StreamingDecoder", "StreamingSpec", "codec_class", "load_codec"]

@@ -1,8 +1,9 @@
 """The codec contract: mono audio ↔ a 1-D sequence of discrete units at a fixed frame rate.
 
 Every codec the runtime can load implements `SpeechCodec`. The LLM sees units as the speech
-tokens `<🗣️i>`; the streaming decoder (model/codecs/streaming.py) turns units into PCM as they
-are generated. Codecs know nothing of LLMs, bundles or the server.
+tokens `<🗣️i>`; the streaming decoder (model/codecs/streaming.py, built on this contract and
+unknown to it) turns units into PCM as they are generated. Codecs know nothing of LLMs, bundles
+or the server.
 """
 
 from __future__ import annotations
@@ -10,12 +11,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from model.codecs.streaming import StreamingDecoder
 
 
 @dataclass(frozen=True)
@@ -79,12 +76,6 @@ class SpeechCodec(ABC):
     @abstractmethod
     def load(cls, directory: Path) -> SpeechCodec:
         """Read a codec written by `save` (or shipped in the codec's released format)."""
-
-    def streaming_decoder(self) -> StreamingDecoder:
-        """A fresh decoder that turns units into PCM chunks as they are generated."""
-        from model.codecs.streaming import StreamingDecoder
-
-        return StreamingDecoder(self)
 
     def added_latency_ms(self) -> float:
         """Latency the streaming decoder adds before a frame's audio can be emitted."""

@@ -6,6 +6,7 @@ frames [a, b) is decoded together with `context_frames` already-emitted frames o
 each chunk are blended with the previous chunk's decode of the same frames (which it computed as
 lookahead), hiding the seam. Every sample is emitted exactly once, so the concatenated output has
 exactly the length of the one-shot decode. The added latency is `lookahead_frames` frames.
+`StreamingDecoder(codec)` makes a fresh decoder for one reply. Knows the codec contract only.
 """
 
 from __future__ import annotations

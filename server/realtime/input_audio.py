@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.audio import pcm16_to_float
+from model.audio import MODEL_INPUT_RATE_HZ, StreamResampler, pcm16_to_float
 from server.errors import ErrorCode, ProtocolError
-from server.resample import StreamResampler
-from server.vad import SAMPLE_RATE_HZ, SileroVad, SpeechEnd, SpeechStart, VadConfig, VadStream
+from server.vad import SileroVad, SpeechEnd, SpeechStart, VadConfig, VadStream
 
 
 @dataclass(frozen=True)
@@ -39,8 +38,8 @@ class InputAudio:
     def __init__(self, vad: SileroVad, *, wire_rate: int, vad_config: VadConfig | None,
                  max_turn_s: float) -> None:
         self._vad_model = vad
-        self._resampler = StreamResampler(wire_rate, SAMPLE_RATE_HZ)
-        self._max_turn_samples = int(max_turn_s * SAMPLE_RATE_HZ)
+        self._resampler = StreamResampler(wire_rate, MODEL_INPUT_RATE_HZ)
+        self._max_turn_samples = int(max_turn_s * MODEL_INPUT_RATE_HZ)
         self._chunks: list[np.ndarray] = []
         self._start = 0  # timeline sample of the buffer's first sample
         self._end = 0  # timeline sample after the buffer's last sample
@@ -64,7 +63,7 @@ class InputAudio:
     def set_wire_rate(self, rate: int) -> None:
         if rate != self.wire_rate:
             self._extend(self._resampler.flush())
-            self._resampler = StreamResampler(rate, SAMPLE_RATE_HZ)
+            self._resampler = StreamResampler(rate, MODEL_INPUT_RATE_HZ)
 
     def set_turn_detection(self, config: VadConfig | None) -> None:
         """Start a fresh detector (or none); speech in progress is forgotten, audio kept."""
@@ -79,11 +78,11 @@ class InputAudio:
     def check_room(self, pcm: bytes) -> None:
         """Refuse (`turn_audio_too_long`) an append that would make the turn too long; the
         refused audio is then neither buffered nor scored."""
-        incoming = len(pcm) // 2 * SAMPLE_RATE_HZ // self.wire_rate
+        incoming = len(pcm) // 2 * MODEL_INPUT_RATE_HZ // self.wire_rate
         if self.buffered_samples + incoming > self._max_turn_samples:
             raise ProtocolError(
                 ErrorCode.TURN_AUDIO_TOO_LONG,
-                f"the turn would pass {self._max_turn_samples / SAMPLE_RATE_HZ:g} s of audio; "
+                f"the turn would pass {self._max_turn_samples / MODEL_INPUT_RATE_HZ:g} s of audio; "
                 "commit (or pause, with server_vad) before sending more")
 
     def append(self, pcm: bytes) -> list[TurnEvent]:
@@ -110,7 +109,7 @@ class InputAudio:
         """Hand over everything buffered (manual commit); refuse an empty buffer."""
         if self._vad is None:  # the resampler's held-back tail ends this turn, not the next
             self._extend(self._resampler.flush())
-            self._resampler = StreamResampler(self.wire_rate, SAMPLE_RATE_HZ)
+            self._resampler = StreamResampler(self.wire_rate, MODEL_INPUT_RATE_HZ)
         if self.buffered_samples == 0:
             raise ProtocolError(ErrorCode.BUFFER_EMPTY,
                                 "the input audio buffer is empty; append audio before commit")
@@ -150,8 +149,8 @@ class InputAudio:
 
 
 def _samples(ms: int) -> int:
-    return ms * SAMPLE_RATE_HZ // 1000
+    return ms * MODEL_INPUT_RATE_HZ // 1000
 
 
 def _ms(samples: int) -> int:
-    return samples * 1000 // SAMPLE_RATE_HZ
+    return samples * 1000 // MODEL_INPUT_RATE_HZ

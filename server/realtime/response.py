@@ -20,15 +20,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model.audio import float_to_pcm16
-from model.conversation import ReplyAudio, ReplyTextDelta, TranscriptDelta, TurnDone
+from model.audio import MODEL_INPUT_RATE_HZ, StreamResampler, float_to_pcm16
 from model.engine import EngineBusy
+from model.parser import ReplyTextDelta, UserTranscriptDelta
 from model.template import PromptTooLongError
+from model.turn import ReplyAudio, TurnDone
 from server.errors import ErrorCode, new_id
 from server.metrics import Metrics
 from server.realtime import server_events as out
-from server.resample import StreamResampler
-from server.vad import SAMPLE_RATE_HZ
 
 if TYPE_CHECKING:
     from model.conversation import Conversation
@@ -61,7 +60,7 @@ class ResponseRun:
         self.cancel_reason: CancelReason = "client_cancelled"
         self.audio_samples_sent = 0  # at output_rate
         self._text: list[str] = []
-        self._transcript: list[str] | None = None  # None until a TranscriptDelta arrives
+        self._transcript: list[str] | None = None  # None until a UserTranscriptDelta arrives
         self._transcript_done = False
         self._started_s = time.perf_counter()
         self._first_audio_s: float | None = None
@@ -83,7 +82,7 @@ class ResponseRun:
             await self.emit(out.ItemCreated(previous_item_id=self.user_item.id, item=self.item))
             await self.emit(out.ContentPartAdded(**self.part(), part=self.item.content[0]))
             done: TurnDone | None = None
-            events = self.conversation.respond(self.samples, SAMPLE_RATE_HZ, chain=self.chain)
+            events = self.conversation.respond(self.samples, MODEL_INPUT_RATE_HZ, chain=self.chain)
             async with aclosing(events) as stream:
                 async for event in stream:
                     self._engine_started()
@@ -115,8 +114,8 @@ class ResponseRun:
             self._waiting_for_engine = False
             self.metrics.queue_depth.dec()
 
-    async def _on_event(self, event: TranscriptDelta | ReplyTextDelta | ReplyAudio) -> None:
-        if isinstance(event, TranscriptDelta):
+    async def _on_event(self, event: UserTranscriptDelta | ReplyTextDelta | ReplyAudio) -> None:
+        if isinstance(event, UserTranscriptDelta):
             if self._transcript is None:
                 self._transcript = []
             self._transcript.append(event.text)
@@ -154,16 +153,17 @@ class ResponseRun:
         self.user_item.content[0].transcript = transcript
         await self.emit(out.InputTranscriptionCompleted(
             item_id=self.user_item.id, transcript=transcript,
-            usage=out.TranscriptionUsage(seconds=round(self.samples.size / SAMPLE_RATE_HZ, 3))))
+            usage=out.TranscriptionUsage(
+                seconds=round(self.samples.size / MODEL_INPUT_RATE_HZ, 3))))
 
     async def _finish(self, status: str, reason: str | None, *, done: TurnDone | None,
                       error: ErrorCode | None = None, message: str = "") -> None:
         if status != "cancelled" and status != "failed":
             await self._send_audio(self._resampler.flush())
         if done is not None:
-            await self._complete_transcript(done.transcript)
+            await self._complete_transcript(done.user_transcript)
             self._record_speed(done)
-        text = done.text if done is not None else "".join(self._text)
+        text = done.reply_text if done is not None else "".join(self._text)
         self.item.status = "completed" if status == "completed" else "incomplete"
         self.item.content[0].transcript = text
         await self.emit(out.AudioDone(**self.part()))

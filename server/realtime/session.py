@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from model.audio import pcm16_to_float, resample
+from model.audio import MODEL_INPUT_RATE_HZ, pcm16_to_float, resample
 from server import logs
 from server.errors import ErrorCode, ProtocolError, new_id
 from server.limits import CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, AudioBudget
@@ -40,7 +40,7 @@ from server.realtime.client_parsing import parse_client_event
 from server.realtime.dialect import Dialect, render
 from server.realtime.input_audio import InputAudio, TurnEnded, TurnStarted
 from server.realtime.response import ResponseRun
-from server.vad import SAMPLE_RATE_HZ, VadConfig
+from server.vad import VadConfig
 
 if TYPE_CHECKING:
     from server.state import ServerState
@@ -425,7 +425,7 @@ class RealtimeSession:
         self.budget.spend(seconds)
         self.state.metrics.audio_in_seconds.inc(seconds)
         samples = await asyncio.to_thread(
-            lambda: resample(pcm16_to_float(part.audio), self.input_rate, SAMPLE_RATE_HZ))
+            lambda: resample(pcm16_to_float(part.audio), self.input_rate, MODEL_INPUT_RATE_HZ))
         await self._add_user_item(samples, item.id or new_id("item"), committed=False)
 
     def _record(self, item_id: str) -> ItemRecord:

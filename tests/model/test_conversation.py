@@ -11,10 +11,11 @@ import pytest
 import threadpoolctl
 from memorized import ASSISTANT_VOICE, DIALOGUES, speak
 
-from model.conversation import ReplyAudio, ReplyTextDelta, TranscriptDelta, TurnDone
+from model.audio import speech_level_dbfs
 from model.engine import EngineBusy
-from model.level import speech_level_dbfs
+from model.parser import ReplyTextDelta, UserTranscriptDelta
 from model.runtime import CODEC_BLAS_THREADS, Runtime, RuntimeConfig
+from model.turn import ReplyAudio, TurnDone
 
 
 async def _runtime(bundle_dir, **config) -> Runtime:
@@ -38,8 +39,8 @@ async def test_reply_text_then_streamed_audio_then_done(memorized_ata_bundle) ->
     done = events[-1]
     assert text.strip() == "two plus three is five"
     assert isinstance(done, TurnDone) and done.status == "completed"
-    assert done.transcript is None  # A-T-A writes no transcript
-    assert not any(isinstance(e, TranscriptDelta) for e in events)
+    assert done.user_transcript is None  # A-T-A writes no transcript
+    assert not any(isinstance(e, UserTranscriptDelta) for e in events)
     assert len(audio) >= 2, "speech must arrive in several chunks, not at the end"
     first_audio = events.index(audio[0])
     assert first_audio < len(events) - 2
@@ -58,8 +59,8 @@ async def test_second_turn_recalls_the_name_from_history(memorized_ata_bundle) -
         second = await _collect(conversation, "what is my name")
     finally:
         await runtime.close()
-    assert first[-1].text == "nice to meet you anna"
-    assert second[-1].text == "your name is anna"
+    assert first[-1].reply_text == "nice to meet you anna"
+    assert second[-1].reply_text == "your name is anna"
     # the second prompt repeats the first exchange word for word: the engine slot still holds
     # it, so only the new question is prefilled
     first_exchange = first[-1].input_tokens + first[-1].output_tokens - 1
@@ -93,7 +94,7 @@ async def test_a_quiet_turn_is_brought_up_to_the_trained_level_and_answered(
                 np.clip(question, -1.0, 1.0), 16_000)]
         finally:
             await runtime.close()
-        answers.append(events[-1].text)
+        answers.append(events[-1].reply_text)
     # as spoken, the level throws the model off; brought into its range, it answers (a loud
     # turn is brought down the same way: tests/model/test_level.py)
     assert answers[0] != "two plus three is five"
@@ -107,9 +108,9 @@ async def test_atta_streams_the_transcript_first(memorized_atta_bundle) -> None:
     finally:
         await runtime.close()
     kinds = [type(e) for e in events]
-    assert kinds.index(TranscriptDelta) < kinds.index(ReplyTextDelta) < kinds.index(ReplyAudio)
-    assert events[-1].transcript == "what is two plus three"
-    assert events[-1].text == "two plus three is five"
+    assert kinds.index(UserTranscriptDelta) < kinds.index(ReplyTextDelta) < kinds.index(ReplyAudio)
+    assert events[-1].user_transcript == "what is two plus three"
+    assert events[-1].reply_text == "two plus three is five"
 
 
 async def test_closing_the_reply_early_frees_the_slot_and_keeps_history(

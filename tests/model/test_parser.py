@@ -17,7 +17,7 @@ from model.parser import (
     EndReason,
     ReplyTextDelta,
     SpeechUnits,
-    TranscriptDelta,
+    UserTranscriptDelta,
 )
 from model.speech_tokens import MARKERS, SpeechVocab, unit_token
 from model.template import Template
@@ -56,7 +56,7 @@ def run(vocab: SpeechVocab, chain: Chain, ids: list[int], close: bool = True) ->
 
 
 def collect(events: list) -> tuple[str, str, list[int], list[EndOfTurn]]:
-    transcript = "".join(e.text for e in events if isinstance(e, TranscriptDelta))
+    transcript = "".join(e.text for e in events if isinstance(e, UserTranscriptDelta))
     reply = "".join(e.text for e in events if isinstance(e, ReplyTextDelta))
     units = [u for e in events if isinstance(e, SpeechUnits) for u in e.units]
     return transcript, reply, units, [e for e in events if isinstance(e, EndOfTurn)]
@@ -86,8 +86,8 @@ def test_events_arrive_as_tokens_arrive():
     for token_id in ex.target_ids:
         per_token.append(parser.feed(token_id))
         done.append(parser.done)
-    assert per_token[0] == [TranscriptDelta("the")]
-    assert per_token[1] == [TranscriptDelta(" sky")]
+    assert per_token[0] == [UserTranscriptDelta("the")]
+    assert per_token[1] == [UserTranscriptDelta(" sky")]
     first_unit = ex.target_ids.index(vocab.unit_ids[3])
     assert per_token[first_unit] == [SpeechUnits([3])]
     assert per_token[first_unit + 2] == [EndOfTurn(EndReason.COMPLETE)]  # at <eosp>
@@ -209,7 +209,7 @@ def test_random_streams_never_raise_and_yield_only_fed_units(vocab_name, chain, 
     assert all(0 <= u < vocab.n_units for u in units)
     assert is_subsequence(units, fed_units)
     assert sum(isinstance(e, EndOfTurn) for e in events) == 1 and isinstance(events[-1], EndOfTurn)
-    assert all(e.text for e in events if isinstance(e, TranscriptDelta | ReplyTextDelta))
+    assert all(e.text for e in events if isinstance(e, UserTranscriptDelta | ReplyTextDelta))
     assert events == run(vocab, chain, stream)  # deterministic
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.conversation import ReplyAudio, ReplyTextDelta, TranscriptDelta, TurnDone, TurnTimings
+from model.parser import ReplyTextDelta, UserTranscriptDelta
+from model.turn import ReplyAudio, TurnDone, TurnTimings
 from model.engine import EngineBusy
 
 CODEC_RATE_HZ = 16_000
@@ -92,7 +93,7 @@ class ScriptedConversation:
             explicit = (chain or rt.chain) == "A-T-T-A"
             if explicit:
                 for word in SCRIPTED_TRANSCRIPT.split():
-                    yield TranscriptDelta(text=word + " ")
+                    yield UserTranscriptDelta(text=word + " ")
             words = rt.reply.split()
             for i, word in enumerate(words):
                 yield ReplyTextDelta(text=word if i == len(words) - 1 else word + " ")
@@ -107,8 +108,8 @@ class ScriptedConversation:
             rt.record.completed += 1
             total_ms = 1000 * (time.perf_counter() - started)
             yield TurnDone(status="completed", end_reason="complete",
-                           transcript=SCRIPTED_TRANSCRIPT if explicit else None,
-                           text=rt.reply, timings=TurnTimings(
+                           user_transcript=SCRIPTED_TRANSCRIPT if explicit else None,
+                           reply_text=rt.reply, timings=TurnTimings(
                                prefill_ms=1000 * rt.first_delay_s, first_text_ms=None,
                                first_audio_ms=first_audio_ms, total_ms=total_ms),
                            input_tokens=samples.size // 320, cached_input_tokens=0,

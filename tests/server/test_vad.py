@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.vad import SAMPLE_RATE_HZ, SileroVad, SpeechEnd, SpeechStart, VadConfig
+from model.audio import MODEL_INPUT_RATE_HZ
+from server.vad import SileroVad, SpeechEnd, SpeechStart, VadConfig
 
 PAD_S = 1.0
 TOLERANCE_S = 0.12  # about 4 windows of 32 ms
@@ -17,7 +18,7 @@ def vad() -> SileroVad:
 
 
 def _silence(seconds: float) -> np.ndarray:
-    return np.zeros(int(seconds * SAMPLE_RATE_HZ), dtype=np.float32)
+    return np.zeros(int(seconds * MODEL_INPUT_RATE_HZ), dtype=np.float32)
 
 
 def _feed(stream, audio: np.ndarray, chunk: int) -> list:
@@ -40,7 +41,7 @@ def test_speech_start_and_end_offsets_match_the_voiced_span(vad, speak, voiced_s
 
 def test_end_is_reported_only_after_the_silence_duration(vad, speak, voiced_span):
     speech = speak("what is two plus three")
-    trailing_s = speech.size / SAMPLE_RATE_HZ - voiced_span(speech)[1]
+    trailing_s = speech.size / MODEL_INPUT_RATE_HZ - voiced_span(speech)[1]
     stream = vad.stream(VadConfig(silence_duration_ms=800))
     assert [type(e) for e in stream.push(np.concatenate([_silence(0.5), speech]))] == [SpeechStart]
     assert stream.push(_silence(0.8 - trailing_s - 0.2)) == []  # quiet for 0.6 s < 0.8 s
@@ -61,7 +62,7 @@ def test_a_short_pause_keeps_one_turn_and_a_long_pause_makes_two(vad, speak):
 
 def test_silence_and_low_noise_make_no_events(vad):
     rng = np.random.default_rng(0)
-    noise = (0.003 * rng.standard_normal(3 * SAMPLE_RATE_HZ)).astype(np.float32)
+    noise = (0.003 * rng.standard_normal(3 * MODEL_INPUT_RATE_HZ)).astype(np.float32)
     assert vad.stream(VadConfig()).push(_silence(3.0)) == []
     assert vad.stream(VadConfig()).push(noise) == []
 

@@ -120,7 +120,7 @@ class _Answer:
 
 
 async def _answer(conversation: Any, turn: EvalTurn) -> _Answer:
-    from model.conversation import ReplyAudio, TurnDone
+    from model.turn import ReplyAudio, TurnDone
 
     chunks: list[np.ndarray] = []
     done: TurnDone | None = None
@@ -132,7 +132,7 @@ async def _answer(conversation: Any, turn: EvalTurn) -> _Answer:
     if done is None:
         raise RuntimeError("the conversation ended a turn without TurnDone")
     audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    return _Answer(done.transcript, done.text, done.end_reason, audio,
+    return _Answer(done.user_transcript, done.reply_text, done.end_reason, audio,
                    done.timings.first_audio_ms, done.timings.total_ms or 0.0,
                    done.output_tokens)
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from model.audio import AudioError
-from model.codecs import load_codec
+from model.codecs import StreamingDecoder, load_codec
 from model.codecs.speechtokenizer import (
     CHECKPOINT_NAMES,
     SpeechTokenizerCodec,
@@ -36,7 +36,7 @@ def _speechlike(seconds: float, seed: int) -> np.ndarray:
 
 
 def _stream(codec: SpeechTokenizerCodec, units: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
-    decoder = codec.streaming_decoder()
+    decoder = StreamingDecoder(codec)
     chunks, start = [], 0
     for size in sizes:
         chunks += decoder.push(units[start:start + size])
@@ -322,7 +322,7 @@ def test_push_pattern_does_not_change_the_output(codec: SpeechTokenizerCodec,
 def test_first_audio_waits_for_first_chunk_plus_lookahead(codec: SpeechTokenizerCodec,
                                                           units: np.ndarray) -> None:
     spec = codec.streaming
-    decoder = codec.streaming_decoder()
+    decoder = StreamingDecoder(codec)
     needed = spec.first_chunk_frames + spec.lookahead_frames
     assert decoder.push(units[: needed - 1]) == []
     (first,) = decoder.push(units[needed - 1: needed])

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.codecs import load_codec
+from model.codecs import StreamingDecoder, load_codec
 from model.codecs.units import (
     UnitCodec,
     UnitCodecConfig,
@@ -325,7 +325,7 @@ def test_streaming_decode_matches_length_and_stays_close(name: str, request,
     codec = request.getfixturevalue(name)
     units = np.concatenate([codec.encode(clip) for clip in speech[:3]])
     one_shot = codec.decode(units)
-    decoder = codec.streaming_decoder()
+    decoder = StreamingDecoder(codec)
     chunks = []
     for start in range(0, units.size, 3):
         chunks += decoder.push(units[start:start + 3])

@@ -95,8 +95,8 @@ SHIPPED_ICOT_BUNDLE = Path(__file__).resolve().parents[2] / "checkpoints" / "dem
 
 def _first_test_reply() -> tuple[np.ndarray, int]:
     """The shipped ICoT bundle's spoken reply to the first test question (held-out voice)."""
-    from model.conversation import ReplyAudio
     from model.runtime import Runtime
+    from model.turn import ReplyAudio
     from training.config import load_recipe
     from training.data.demo_source import DemoSource
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.level import fit_level, speech_level_dbfs
+from model.audio import fit_level, speech_level_dbfs
 
 RATE = 16_000
 
