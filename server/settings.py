@@ -2,8 +2,9 @@
 
 Every field of `ServerSettings` is an `icot serve` flag (`--max-message-bytes`) and an environment
 variable (`ICOT_MAX_MESSAGE_BYTES`); a flag wins over the variable, the variable over the default.
-The dataclass validates itself, so a bad value fails at start-up with the option's name. Nothing
-here loads a model or opens a socket.
+The text of each is read as the field's type by the config loader's `parse_text`
+(model/config_loader.py); the frozen dataclass validates itself, so a bad value fails at start-up
+with the option's name. Nothing here loads a model or opens a socket.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from model.config_loader import FieldError, field_types, from_data, parse_text, require
 from server.cors import check_origin
 
 ENV_PREFIX = "ICOT_"
@@ -61,48 +63,44 @@ class ServerSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bundle", Path(self.bundle))
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port must be in 0..65535, got {self.port}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if self.slots < 1:
-            raise ValueError(f"slots must be ≥ 1, got {self.slots}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be ≥ 1, got {self.threads}")
-        if self.max_seq_len is not None and self.max_seq_len < 1:
-            raise ValueError(f"max_seq_len must be ≥ 1, got {self.max_seq_len}")
-        if self.api_key is not None and not self.api_key.strip():
-            raise ValueError("api_key must not be empty; leave it unset to turn auth off")
+        require(0 <= self.port <= 65535, "port", f"must be in 0..65535, got {self.port}")
+        require(self.device in DEVICES, "device",
+                f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        require(self.slots >= 1, "slots", f"must be ≥ 1, got {self.slots}")
+        for name in ("threads", "max_seq_len"):
+            value = getattr(self, name)
+            require(value is None or value >= 1, name, f"must be ≥ 1, got {value}")
+        require(self.api_key is None or bool(self.api_key.strip()), "api_key",
+                "must not be empty; leave it unset to turn auth off")
         for origin in self.allowed_origins:
             check_origin(origin)
         positive = ("max_message_bytes", "max_upload_bytes", "max_turn_audio_s",
                     "max_session_audio_s", "idle_timeout_s", "retry_after_s")
         for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.drain_timeout_s < 0:
-            raise ValueError(f"drain_timeout_s must be ≥ 0, got {self.drain_timeout_s}")
-        if self.max_turn_audio_s > self.max_session_audio_s:
-            raise ValueError("max_turn_audio_s must not exceed max_session_audio_s")
-        if not 0.0 < self.vad_threshold < 1.0:
-            raise ValueError(f"vad_threshold must be in (0, 1), got {self.vad_threshold}")
-        if self.vad_prefix_padding_ms < 0 or self.vad_silence_duration_ms <= 0:
-            raise ValueError("vad_prefix_padding_ms must be ≥ 0 and vad_silence_duration_ms > 0")
-        if self.log_level not in LOG_LEVELS:
-            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
-        if self.log_format not in LOG_FORMATS:
-            raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
+            require(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
+        require(self.drain_timeout_s >= 0, "drain_timeout_s",
+                f"must be ≥ 0, got {self.drain_timeout_s}")
+        require(self.max_turn_audio_s <= self.max_session_audio_s, "max_turn_audio_s",
+                "must not exceed max_session_audio_s")
+        require(0.0 < self.vad_threshold < 1.0, "vad_threshold",
+                f"must be in (0, 1), got {self.vad_threshold}")
+        require(self.vad_prefix_padding_ms >= 0, "vad_prefix_padding_ms", "must be ≥ 0")
+        require(self.vad_silence_duration_ms > 0, "vad_silence_duration_ms", "must be > 0")
+        require(self.log_level in LOG_LEVELS, "log_level",
+                f"must be one of {', '.join(LOG_LEVELS)}")
+        require(self.log_format in LOG_FORMATS, "log_format",
+                f"must be one of {', '.join(LOG_FORMATS)}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
         """Defaults overridden by every `ICOT_<FIELD>` variable that is set."""
         environ = os.environ if environ is None else environ
         values = {}
-        for f in fields(cls):
-            raw = environ.get(env_name(f.name))
+        for name, kind in field_types(cls).items():
+            raw = environ.get(env_name(name))
             if raw is not None:
-                values[f.name] = _convert(f.name, f.type, raw)
-        return cls(**values)
+                values[name] = _parse(name, kind, raw)
+        return from_data(cls, values, source="ICOT_ variables")
 
     def with_args(self, args: argparse.Namespace) -> ServerSettings:
         """These settings with every flag the user gave on the command line applied."""
@@ -120,33 +118,21 @@ def env_name(field_name: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per settings field; unset flags stay None so the environment can fill them."""
+    kinds = field_types(ServerSettings)
     for f in fields(ServerSettings):
         default = f.default if f.default is not MISSING else None
         parser.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
-            type=lambda raw, name=f.name, kind=f.type: _convert(name, kind, raw),
+            type=lambda raw, name=f.name, kind=kinds[f.name]: _parse(name, kind, raw),
             default=None,
             help=f"{f.metadata['help']} (env {env_name(f.name)}; default {default})",
         )
 
 
-def _convert(name: str, kind: Any, raw: str) -> Any:
-    """Parse the text of a flag or variable into the field's type (annotations are strings)."""
-    kind = str(kind)
+def _parse(name: str, kind: Any, raw: str) -> Any:
+    """Read the text of a flag or variable as the field's type; a bad text names both."""
     try:
-        if kind.startswith("tuple"):
-            return tuple(part.strip() for part in raw.split(",") if part.strip())
-        if kind == "bool":
-            return raw.lower() in ("true", "1", "yes", "on")
-        if kind.startswith("int"):
-            return None if raw.lower() in ("", "none") and "None" in kind else int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-        if kind == "Path":
-            return Path(raw)
-        if "None" in kind and raw == "":
-            return None
-        return raw
-    except ValueError as exc:
-        raise ValueError(f"{env_name(name)} / --{name.replace('_', '-')}: {exc}") from exc
+        return parse_text(kind, raw, name)
+    except FieldError as exc:
+        raise ValueError(f"{env_name(name)} / --{name.replace('_', '-')}: {exc.message}") from None

@@ -59,3 +59,18 @@ def test_bad_values_fail_at_start_up(bad):
 def test_a_malformed_variable_names_itself():
     with pytest.raises(ValueError, match="ICOT_PORT"):
         ServerSettings.from_env({"ICOT_PORT": "eighty"})
+
+
+def test_lists_and_switches_read_from_text_and_a_bad_switch_names_itself():
+    s = ServerSettings.from_env({"ICOT_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+                                 "ICOT_PAGE_CLIENT_SECRETS": "yes", "ICOT_THREADS": "none"})
+    assert s.allowed_origins == ("https://a.example", "https://b.example")
+    assert s.page_client_secrets is True and s.threads is None
+    assert _parse(["--page-client-secrets", "off"]).page_client_secrets is False
+    with pytest.raises(ValueError, match="ICOT_PAGE_CLIENT_SECRETS / --page-client-secrets"):
+        ServerSettings.from_env({"ICOT_PAGE_CLIENT_SECRETS": "maybe"})
+
+
+def test_a_variable_that_fails_validation_names_the_field():
+    with pytest.raises(ValueError, match="ICOT_ variables: slots: must be ≥ 1, got 0"):
+        ServerSettings.from_env({"ICOT_SLOTS": "0"})
