@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 def _tiny_bundles(directory: Path) -> list[tuple[str, str]]:
     """(label, directory) of tiny random bundles: their TTFA is the serving overhead (encode,
     prefill, decoding to the first audio chunk); their chains answer alike, being untrained."""
-    from model.tiny_bundle import build_tiny_bundle
+    from tests.tiny_bundle import build_tiny_bundle
 
     return [(f"tiny random {chain} (seed {TINY_SEED})",
              str(build_tiny_bundle(directory / chain, chain, seed=TINY_SEED)))

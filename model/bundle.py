@@ -91,8 +91,8 @@ class BundleConfig:
     adapter: directory of a peft LoRA adapter merged into the LM at load, or None.
     template: the prompt template; only "anygpt" (model/template.py) exists.
     generation: sampling defaults.
-    input_level_dbfs: [low, high], the speech levels (model/audio/level.py) of the user turns the model
-        was trained on; a user turn outside is scaled onto the nearer edge before encoding.
+    input_level_dbfs: [low, high], the speech levels (model/audio/level.py) of the user turns the
+        model was trained on; a user turn outside is scaled onto the nearer edge before encoding.
         None: user audio is encoded as it comes (e.g. a pretrained model that heard all levels).
     format: the bundle format version this file is written in.
     """

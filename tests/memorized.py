@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tiny_bundle import build_tiny_bundle
 
 from model.audio import float_to_pcm16, pcm16_to_float, read_audio
 from model.bundle import Bundle, write_bundle
 from model.chain import Chain
 from model.sampling import GREEDY
 from model.template import PastTurn
-from model.tiny_bundle import build_tiny_bundle
 
 SPEECH_RATE_HZ = 16_000
 USER_VOICE = ("en-us", 160)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_bundle import TINY_CONTEXT_TOKENS, build_tiny_bundle
 
 from model.bundle import (
     BUNDLE_FILE,
@@ -24,8 +25,7 @@ from model.bundle import (
 )
 from model.chain import Chain
 from model.parser import EndOfTurn
-from model.tiny_bundle import TINY_CONTEXT_TOKENS, build_tiny_bundle
-from model.word_tokenizer import build_word_tokenizer
+from training.word_tokenizer import build_word_tokenizer
 
 N_UNITS = 64
 

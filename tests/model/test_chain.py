@@ -1,6 +1,7 @@
 """Chains and the template: where each chain's prompt ends, training examples whose prompt part is
 the inference prompt token for token, ICoT transcript removal, history under a budget, and the
-token map and word tokenizer they are built on."""
+token map they are built on (over the word tokenizer of training/word_tokenizer.py, whose own
+tests are tests/training/test_word_tokenizer.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from transformers import PreTrainedTokenizerFast
 from model.chain import Chain
 from model.speech_tokens import MissingTokenError, SpeechVocab, unit_token
 from model.template import INSTRUCTION, PastTurn, PromptTooLongError, Template
-from model.word_tokenizer import build_word_tokenizer
+from training.word_tokenizer import build_word_tokenizer
 
 N_UNITS = 32
 WORDS = ["what is two plus three", "two plus three is five", "my name is anna",
@@ -41,7 +42,7 @@ def contains(ids: list[int], part: list[int]) -> bool:
     return any(ids[i:i + len(part)] == part for i in range(len(ids) - len(part) + 1))
 
 
-# ---- token map and tokenizer -----------------------------------------------------------------
+# ---- token map ------------------------------------------------------------------------------
 
 
 def test_vocab_maps_units_both_ways(vocab):
@@ -77,26 +78,6 @@ def test_vocab_with_fewer_units_than_tokenizer_treats_the_rest_as_non_text(token
     small = SpeechVocab(tokenizer, n_units=8)
     extra = tokenizer.convert_tokens_to_ids(unit_token(20))
     assert small.unit_of(extra) is None and not small.is_text(extra)
-
-
-def test_word_tokenizer_round_trips_text_and_falls_back_to_letters(vocab, tokenizer):
-    for text in [*WORDS, "zebra quux", "route 66"]:
-        assert vocab.decode_text(vocab.encode_text(text)) == text
-    assert len(vocab.encode_text("two plus three")) == 3  # whole words are single tokens
-    assert len(vocab.encode_text("zebra")) == 5  # unknown word → letters
-    unit_ids = [tokenizer.convert_tokens_to_ids(unit_token(u)) for u in range(N_UNITS)]
-    assert unit_ids == list(range(unit_ids[0], unit_ids[0] + N_UNITS))
-    assert build_word_tokenizer(reversed(WORDS), N_UNITS).get_vocab() == tokenizer.get_vocab()
-
-
-def test_word_tokenizer_survives_save_and_load(tmp_path, tokenizer):
-    from transformers import AutoTokenizer
-
-    tokenizer.save_pretrained(tmp_path)
-    loaded = AutoTokenizer.from_pretrained(tmp_path)
-    text = f"[Human]: {speech([3, 1])} <eoh> what is two plus three"
-    assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"]
-    assert SpeechVocab(loaded).markers == SpeechVocab(tokenizer).markers
 
 
 # ---- prompts ---------------------------------------------------------------------------------

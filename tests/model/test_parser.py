@@ -21,7 +21,7 @@ from model.parser import (
 )
 from model.speech_tokens import MARKERS, SpeechVocab, unit_token
 from model.template import Template
-from model.word_tokenizer import build_word_tokenizer
+from training.word_tokenizer import build_word_tokenizer
 
 N_UNITS = 24
 WORDS = ["what", "is", "two", "plus", "three", "five", "my", "name", "anna", "the", "sky", "blue"]

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from model.engine import EngineBusy
 from model.parser import ReplyTextDelta, UserTranscriptDelta
 from model.turn import ReplyAudio, TurnDone, TurnTimings
-from model.engine import EngineBusy
 
 CODEC_RATE_HZ = 16_000
 CHUNK_SAMPLES = 1_600  # 100 ms of reply audio per ReplyAudio

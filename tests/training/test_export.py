@@ -13,7 +13,6 @@ from model.bundle import DEFAULT_MAX_NEW_TOKENS, DEFAULT_SAMPLING, Bundle
 from model.chain import Chain
 from model.codecs.units import UnitCodec
 from model.sampling import GREEDY
-from model.word_tokenizer import build_word_tokenizer
 from training.config import LoraSettings, ModelConfig
 from training.export import (
     ADAPTER_FILES,
@@ -23,6 +22,7 @@ from training.export import (
 )
 from training.stages.cot import build_scratch_model
 from training.stages.lora import add_lora
+from training.word_tokenizer import build_word_tokenizer
 
 N_UNITS = 32
 

@@ -217,7 +217,7 @@ def write_soda(directory: Path, n_units: int) -> None:
 
 
 def test_the_anygpt_recipe_dry_runs_on_a_tiny_model(tmp_path):
-    from model.tiny_bundle import build_tiny_bundle
+    from tiny_bundle import build_tiny_bundle
 
     base = build_tiny_bundle(tmp_path / "anygpt-chat", chain="A-T-T-A", n_units=64)
     write_soda(tmp_path / "soda", n_units=64)

@@ -17,7 +17,6 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from model.speech_tokens import SpeechVocab
-from model.word_tokenizer import build_word_tokenizer
 from training.config import ModelConfig
 from training.data.shards import Corpus
 from training.stages.context import StageContext, pad_id
@@ -25,6 +24,7 @@ from training.stages.loop import StageSpec
 from training.stages.lora import add_lora
 from training.stages.monitor import teacher_forced
 from training.stages.stream import iter_turns
+from training.word_tokenizer import build_word_tokenizer
 
 COT = "stage1"
 VOCAB_MULTIPLE = 16  # embedding rows rounded up to a multiple of this (friendlier matmul shapes)

@@ -7,8 +7,8 @@ import pytest
 from model.chain import Chain
 from model.speech_tokens import SpeechVocab
 from model.template import PastTurn, PromptTooLongError, Template
-from model.word_tokenizer import build_word_tokenizer
 from training.stages.examples import Renderer, TurnItem, turn_items
+from training.word_tokenizer import build_word_tokenizer
 
 N_UNITS = 16
 DIALOGUE = {"turns": [

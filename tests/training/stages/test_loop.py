@@ -13,7 +13,6 @@ from safetensors.torch import load_file
 
 from model.speech_tokens import SpeechVocab
 from model.template import Template
-from model.word_tokenizer import build_word_tokenizer
 from training.config import ModelConfig, TrainingConfig
 from training.data.shards import Corpus, SplitPlan, build_corpus
 from training.stages.batch import IGNORE_INDEX, collate, target_loss
@@ -30,6 +29,7 @@ from training.stages.loop import (
 )
 from training.stages.monitor import teacher_forced
 from training.stages.stream import BatchPlanner, Cursor, TurnStream
+from training.word_tokenizer import build_word_tokenizer
 
 N_UNITS = 12
 SENTENCES = [("what is one plus one", "one plus one is two"),

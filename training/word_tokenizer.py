@@ -3,7 +3,8 @@
 Whole words from the given list (plus the words of the chain template) are single tokens; any
 other word falls back to letters (WordPiece pieces `x`, `##y`), so every lowercase ASCII text
 round-trips. The AnyGPT markers and `n_units` speech tokens `<🗣️i>` are added tokens. Used by
-the tiny test bundle and by the demo bundle's training. Touches no model, codec or file.
+the demo bundle's training (a model from scratch) and by the tiny test bundles (tests/). Touches
+no model, codec or file.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """A tiny random AnyGPT-format bundle for tests and benchmarks: seconds to build, no download.
 
 A 2-layer Llama (hidden 64, grouped-query attention) with random weights, the word tokenizer of
-model/word_tokenizer.py (all AnyGPT markers and `n_units` speech tokens) and a small random codec,
-written with `write_bundle`, so it loads exactly like a trained bundle. Its replies are noise;
-what it exercises is every code path from bundle.json to audio.
+training/word_tokenizer.py (all AnyGPT markers and `n_units` speech tokens) and a small random
+codec, written with `write_bundle`, so it loads exactly like a trained bundle. Its replies are
+noise; what it exercises is every code path from bundle.json to audio.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from model.bundle import BundleConfig, CodecRef, GenerationConfig, write_bundle
 from model.chain import Chain
 from model.codecs import SpeechCodec
-from model.word_tokenizer import build_word_tokenizer
+from training.word_tokenizer import build_word_tokenizer
 
 TINY_LAYERS = 2
 TINY_HIDDEN = 64
