@@ -213,11 +213,14 @@ def time_decode(torch, engine, batch: int, context: int, sampling, sync, repeats
     for slot in rows:
         sampler.reset(slot, [0], seed=slot)
         sampler.set_params(slot, sampling, 0)
-    bucket, length = runner.bucket(batch, context + 1)
+    # The step advances every row; the bucket covers the positions the warm-up and timed
+    # steps reach.
+    bucket, length = runner.bucket(batch, context + repeats + 3)
+    stages = sampler.stages(rows)
 
     def step() -> list[int]:
         with torch.inference_mode():
-            return sampler.sample(runner.run(bucket, length), rows).tolist()
+            return runner.step(bucket, length, stages).tolist()
 
     ms = median_ms(step, sync, repeats)
     runner.positions[:batch] = engine.forward.cache.scratch_position

@@ -1,10 +1,13 @@
 """The hot decode step: one token for every row of a fixed range of slots, over static buffers.
 
-The engine writes each slot's next input token and write position into `tokens` / `positions`
-(one entry per slot, allocated once) and calls `run(*bucket(rows, columns))`. On CUDA the step
-for each (batch bucket, length bucket) pair is captured once as a CUDA graph and replayed;
-elsewhere the same `LlamaForward.decode` runs eagerly at the exact sizes. Knows nothing of
-requests, sampling or scheduling.
+The engine writes a slot's first input token and write position into `tokens` / `positions`
+(one entry per slot, allocated once) when its prefill ends, and calls
+`step(*bucket(rows, columns), stages)`: the forward pass, the draw, and the advance of every
+decoding slot's token and position all happen on the device, so the host's only part in a step
+is one read of the drawn ids. On CUDA the forward for each (batch bucket, length bucket) pair
+and the draw for each (batch bucket, random or not) are captured once as CUDA graphs and
+replayed; elsewhere the same functions run eagerly at the exact sizes. Knows nothing of requests
+or scheduling.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import bisect
 import torch
 
 from model.llama_forward import LlamaForward
+from model.sampling import SlotSampler, Stages
 
 GRAPH_WARMUP_RUNS = 2  # eager runs on a side stream before capture (cuBLAS/allocator set-up)
 
@@ -30,26 +34,30 @@ def length_buckets(max_seq_len: int, block_tokens: int) -> tuple[int, ...]:
 
 
 class DecodeRunner:
-    """Runs `forward.decode` over rows [0, batch) and columns [0, length) at bucketed sizes."""
+    """Runs decode steps over rows [0, batch) and columns [0, length) at bucketed sizes."""
 
     def __init__(
         self,
         forward: LlamaForward,
+        sampler: SlotSampler,
         batch_sizes: tuple[int, ...],
         lengths: tuple[int, ...],
         cuda_graphs: bool,
     ) -> None:
         cache = forward.cache
         self.forward = forward
+        self.sampler = sampler
         self.batch_sizes = batch_sizes
         self.lengths = lengths
         self.use_graphs = cuda_graphs and forward.device.type == "cuda"
-        max_slots = cache.shape.max_slots
-        self.tokens = torch.zeros(max_slots, dtype=torch.long, device=forward.device)  # (S,)
-        self.positions = torch.full(  # (S,)
-            (max_slots,), cache.scratch_position, dtype=torch.long, device=forward.device
-        )
-        self._graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self.scratch = cache.scratch_position
+        max_slots, device = cache.shape.max_slots, forward.device
+        self.tokens = torch.zeros(max_slots, dtype=torch.long, device=device)  # (S,)
+        self.positions = torch.full((max_slots,), self.scratch, dtype=torch.long,  # (S,)
+                                    device=device)
+        self.logits = torch.zeros(max_slots, forward.vocab_size, device=device)  # (S, V) float32
+        self._forward_graphs: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}
+        self._draw_graphs: dict[tuple[int, bool], torch.cuda.CUDAGraph] = {}
         self._pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
 
     def bucket(self, rows: int, columns: int) -> tuple[int, int]:
@@ -63,46 +71,84 @@ class DecodeRunner:
         length = self.lengths[bisect.bisect_left(self.lengths, columns)]
         return batch, length
 
-    def run(self, batch: int, length: int) -> torch.Tensor:
-        """One decode step over rows [0, batch); float32 logits (batch, V).
+    def step(self, batch: int, length: int, stages: Stages) -> torch.Tensor:
+        """One decode step over rows [0, batch): returns the drawn ids (batch,) on the device.
 
-        With graphs the result is the graph's static output: read it before the next `run`.
+        Rows at the scratch position are idle: their draw is thrown away and their token and
+        position stay. Decoding rows feed their drawn id next step at position + 1. With graphs
+        the result is a view of `tokens`: read it before the next step.
         """
         if not self.use_graphs:
-            return self.forward.decode(self.tokens[:batch], self.positions[:batch], length)
-        if (batch, length) not in self._graphs:
-            self._graphs[(batch, length)] = self._capture(batch, length)
-        graph, logits = self._graphs[(batch, length)]
-        graph.replay()
-        return logits
+            self._forward(batch, length)
+            return self._draw(batch, stages)
+        if (batch, length) not in self._forward_graphs:
+            self._forward_graphs[(batch, length)] = self._capture(self._forward, batch, length)
+        random = stages.random
+        if (batch, random) not in self._draw_graphs:
+            stages = Stages(penalty=True, mask=True, random=random)  # the graph serves every row
+            self._draw_graphs[(batch, random)] = self._capture(self._draw, batch, stages)
+        self._forward_graphs[(batch, length)].replay()
+        self._draw_graphs[(batch, random)].replay()
+        return self.tokens[:batch]
+
+    def _forward(self, batch: int, length: int) -> None:
+        """The forward pass into `logits[:batch]` (the draw reads it there)."""
+        self.logits[:batch].copy_(
+            self.forward.decode(self.tokens[:batch], self.positions[:batch], length)
+        )
+
+    def _draw(self, batch: int, stages: Stages) -> torch.Tensor:
+        """Draw from `logits[:batch]`; decoding rows take their token and advance."""
+        positions = self.positions[:batch]
+        active = positions < self.scratch  # (B,)
+        drawn = self.sampler.sample_rows(self.logits[:batch], active, stages)  # (B,)
+        self.tokens[:batch] = torch.where(active, drawn, self.tokens[:batch])
+        positions += active
+        return self.tokens[:batch]
 
     def capture_all(self) -> int:
-        """Capture every bucket pair now (start-up), so no request pays for a capture; returns
-        how many graphs exist. A no-op without graphs."""
+        """Capture every bucket's graphs now (start-up), so no request pays for a capture;
+        returns how many graphs exist. A no-op without graphs."""
         if self.use_graphs:
             for batch in reversed(self.batch_sizes):  # largest first: the pool grows once
                 for length in reversed(self.lengths):
-                    if (batch, length) not in self._graphs:
-                        self._graphs[(batch, length)] = self._capture(batch, length)
-        return len(self._graphs)
+                    if (batch, length) not in self._forward_graphs:
+                        self._forward_graphs[(batch, length)] = self._capture(
+                            self._forward, batch, length)
+                for random in (True, False):
+                    if (batch, random) not in self._draw_graphs:
+                        self._draw_graphs[(batch, random)] = self._capture(
+                            self._draw, batch, Stages(penalty=True, mask=True, random=random))
+        return len(self._forward_graphs) + len(self._draw_graphs)
 
-    def _capture(self, batch: int, length: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-        """Warm up on a side stream, then capture one step into the shared memory pool.
+    def _capture(self, function, *args) -> torch.cuda.CUDAGraph:
+        """Capture `function(*args)` into the shared memory pool, after eager warm-up runs on a
+        side stream (cuBLAS and allocator set-up).
 
-        The warm-up runs write the same keys/values a real step at the current inputs would write
-        (live rows at their own positions, others at the scratch column), so capturing lazily
-        in the middle of serving leaves every slot's cache as it would have been.
+        The warm-up runs must leave the engine's state as it was: a forward writes the same
+        keys/values the real step would write (live rows at their own positions, others at the
+        scratch column), and the draw's state (tokens, positions, counters, seen ids) is saved
+        before and restored after, so capturing in the middle of serving changes nothing.
         """
-        tokens, positions = self.tokens[:batch], self.positions[:batch]
         device = self.forward.device
+        saved = self._draw_state()
         side = torch.cuda.Stream(device=device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
             for _ in range(GRAPH_WARMUP_RUNS):
-                self.forward.decode(tokens, positions, length)
+                function(*args)
+                self._restore_draw_state(saved)
         torch.cuda.current_stream(device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         # thread_local: CUDA work on other threads (a codec on the same GPU) cannot break capture.
         with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
-            logits = self.forward.decode(tokens, positions, length)  # (batch, V), static
-        return graph, logits
+            function(*args)
+        return graph
+
+    def _draw_state(self) -> list[torch.Tensor]:
+        return [t.clone() for t in (self.tokens, self.positions, *self.sampler.state())]
+
+    def _restore_draw_state(self, saved: list[torch.Tensor]) -> None:
+        for target, value in zip((self.tokens, self.positions, *self.sampler.state()), saved,
+                                 strict=True):
+            target.copy_(value)

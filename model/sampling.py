@@ -176,12 +176,24 @@ def sample(
     return torch.where(params.temperature > 0, sampled_ids, greedy_ids)
 
 
+@dataclass(frozen=True)
+class Stages:
+    """Which sampling stages a batch needs (host-side; a captured graph runs them all)."""
+
+    penalty: bool = True
+    mask: bool = True
+    random: bool = True
+
+
+
 class SlotSampler:
-    """Per-slot sampling state on the device: parameters, seen tokens, allowed-id masks, RNG keys.
+    """Per-slot sampling state on the device: parameters, seen tokens, allowed ids, RNG keys.
 
     The engine calls `reset` when a request takes a slot, `set_params` when the request enters or
-    leaves a segment, and `sample` with logits rows and the slots they belong to. Host copies of
-    the parameters decide which stages the batch needs, so a greedy batch costs one argmax.
+    leaves a segment, `sample` for a prefill's first token, and `sample_rows` for a decode step
+    over slots [0, B). Every table has a fixed address, so `sample_rows` can be captured in a
+    CUDA graph; host copies of the parameters say which stages a batch needs (`stages`), so an
+    eager greedy batch costs one argmax.
     """
 
     def __init__(self, max_slots: int, vocab_size: int, device: torch.device) -> None:
@@ -194,8 +206,8 @@ class SlotSampler:
         self._keys = torch.zeros(max_slots, dtype=torch.long, device=device)
         self._counters = torch.zeros(max_slots, dtype=torch.long, device=device)
         self._seen = torch.zeros(max_slots, vocab_size, dtype=torch.bool, device=device)
-        self._mask_index = torch.zeros(max_slots, dtype=torch.long, device=device)
-        self._masks = torch.ones(1, vocab_size, dtype=torch.bool, device=device)  # 0: all ids
+        self._allowed = torch.ones(max_slots, vocab_size, dtype=torch.bool, device=device)
+        self._masks = [torch.ones(vocab_size, dtype=torch.bool, device=device)]  # 0: all ids
         self._mask_ids: dict[frozenset[int], int] = {}
         self._host: list[tuple[SamplingParams, int]] = [(GREEDY, 0)] * max_slots
 
@@ -206,9 +218,9 @@ class SlotSampler:
         if permitted not in self._mask_ids:
             if max(permitted) >= self.vocab_size:
                 raise ValueError(f"segment ids must be < vocab size {self.vocab_size}")
-            mask = torch.zeros(1, self.vocab_size, dtype=torch.bool, device=self.device)
-            mask[0, sorted(permitted)] = True
-            self._masks = torch.cat([self._masks, mask])
+            mask = torch.zeros(self.vocab_size, dtype=torch.bool, device=self.device)
+            mask[sorted(permitted)] = True
+            self._masks.append(mask)
             self._mask_ids[permitted] = len(self._masks) - 1
         return self._mask_ids[permitted]
 
@@ -223,34 +235,71 @@ class SlotSampler:
         """Use `params` and allowed-mask `mask_index` for the slot's next draws."""
         if self._host[slot] == (params, mask_index):
             return
+        previous_mask = self._host[slot][1]
         self._host[slot] = (params, mask_index)
         self._temperature[slot] = params.temperature
         self._top_k[slot] = params.top_k
         self._top_p[slot] = params.top_p
         self._penalty[slot] = params.repetition_penalty
-        self._mask_index[slot] = mask_index
+        if mask_index != previous_mask:
+            self._allowed[slot] = self._masks[mask_index]
+
+    def stages(self, slots: list[int]) -> Stages:
+        """The stages that sampling for `slots` needs (greedy, no penalty, no mask: argmax)."""
+        host = [self._host[s] for s in slots]
+        return Stages(
+            penalty=any(p.repetition_penalty != 1.0 for p, _ in host),
+            mask=any(m != 0 for _, m in host),
+            random=any(not p.greedy for p, _ in host),
+        )
+
+    def state(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tensors a draw changes (counters (S,), seen ids (S, V)), to save and restore."""
+        return self._counters, self._seen
+
+    def _params(self, rows: torch.Tensor | slice) -> RowParams:
+        return RowParams(
+            temperature=self._temperature[rows],
+            top_k=self._top_k[rows],
+            top_p=self._top_p[rows],
+            repetition_penalty=self._penalty[rows],
+            keys=self._keys[rows],
+            counters=self._counters[rows],
+        )
 
     def sample(self, logits: torch.Tensor, slots: list[int]) -> torch.Tensor:
         """logits (N, V) for `slots` (N,) → int64 (N,) token ids; marks them seen, counts draws."""
         index = torch.tensor(slots, device=self.device)  # (N,)
-        host = [self._host[s] for s in slots]
-        params = RowParams(
-            temperature=self._temperature[index],
-            top_k=self._top_k[index],
-            top_p=self._top_p[index],
-            repetition_penalty=self._penalty[index],
-            keys=self._keys[index],
-            counters=self._counters[index],
-        )
-        any_penalty = any(p.repetition_penalty != 1.0 for p, _ in host)
-        any_mask = any(m != 0 for _, m in host)
+        stages = self.stages(slots)
         tokens = sample(
             logits,
-            params,
-            seen=self._seen[index] if any_penalty else None,
-            allowed=self._masks[self._mask_index[index]] if any_mask else None,
-            any_random=any(not p.greedy for p, _ in host),
+            self._params(index),
+            seen=self._seen[index] if stages.penalty else None,
+            allowed=self._allowed[index] if stages.mask else None,
+            any_random=stages.random,
         )
         self._seen[index, tokens] = True
         self._counters[index] += 1
+        return tokens
+
+    def sample_rows(
+        self, logits: torch.Tensor, active: torch.Tensor, stages: Stages
+    ) -> torch.Tensor:
+        """A decode step's draw for slots [0, B): logits (B, V), active bool (B,) → int64 (B,).
+
+        Only active rows (slots that are decoding) count the draw and mark the token seen; the
+        others' tokens are thrown away. No host synchronisation: safe inside a CUDA graph.
+        """
+        batch = logits.shape[0]
+        tokens = sample(
+            logits,
+            self._params(slice(0, batch)),
+            seen=self._seen[:batch] if stages.penalty else None,
+            allowed=self._allowed[:batch] if stages.mask else None,
+            any_random=stages.random,
+        )  # (B,)
+        seen = self._seen[:batch]
+        column = tokens[:, None]  # (B, 1)
+        seen.scatter_(1, column, seen.gather(1, column) | active[:, None])
+        self._counters[:batch] += active
         return tokens

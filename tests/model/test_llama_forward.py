@@ -13,6 +13,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from model.decode_step import DecodeRunner, batch_buckets, length_buckets
 from model.llama_forward import LlamaForward
+from model.sampling import SlotSampler
 
 MAX_SEQ_LEN = 96
 
@@ -87,7 +88,26 @@ def test_bucket_sizes():
 
 def test_eager_runner_uses_exact_sizes_and_graphs_only_on_cuda(model):
     forward = LlamaForward(model, max_slots=4, max_seq_len=MAX_SEQ_LEN)
-    runner = DecodeRunner(forward, batch_buckets(4), length_buckets(MAX_SEQ_LEN, 32), True)
+    runner = DecodeRunner(forward, SlotSampler(4, 128, forward.device), batch_buckets(4),
+                          length_buckets(MAX_SEQ_LEN, 32), True)
     assert not runner.use_graphs  # CPU: the same step runs eagerly
     assert runner.bucket(3, 33) == (3, 33)
     assert runner.capture_all() == 0
+
+
+def test_fused_projections_are_views_and_leave_the_model_unchanged(model):
+    ids = torch.randint(0, 128, (1, 12))
+    with torch.no_grad():
+        before = model(ids).logits
+    q_weight = model.model.layers[0].self_attn.q_proj.weight.detach().clone()
+    forward = LlamaForward(model, max_slots=1, max_seq_len=MAX_SEQ_LEN)
+    fused = forward.fused[0]
+    attn, mlp = model.model.layers[0].self_attn, model.model.layers[0].mlp
+    for module in (attn.q_proj, attn.k_proj, attn.v_proj):  # no weight is held twice
+        assert module.weight.untyped_storage().data_ptr() == \
+            fused.qkv_weight.untyped_storage().data_ptr()
+    assert mlp.up_proj.weight.untyped_storage().data_ptr() == \
+        fused.gate_up_weight.untyped_storage().data_ptr()
+    assert torch.equal(fused.qkv_weight[: q_weight.shape[0]], q_weight)
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, before)

@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
 
 from model.sampling import (
+    GREEDY,
     RowParams,
     SamplingParams,
     SegmentRule,
     SlotSampler,
+    Stages,
     gumbel_noise,
     sample,
     seed_key,
@@ -159,3 +161,30 @@ def test_slot_sampler_constrains_to_segment_ids():
         assert second == 9
     with pytest.raises(ValueError):
         sampler.mask_index(frozenset({10}))
+
+
+def test_sample_rows_draws_what_sample_draws_and_leaves_idle_rows_alone():
+    """The decode step's draw over slots [0, B) (the one a CUDA graph captures, every stage on)
+    gives the active rows the tokens the per-slot sampler gives them; idle rows neither count a
+    draw nor mark a token seen."""
+    vocab, params = 50, SamplingParams(temperature=0.9, top_p=0.9, repetition_penalty=1.2)
+    samplers = [SlotSampler(max_slots=3, vocab_size=vocab, device=torch.device("cpu"))
+                for _ in range(2)]
+    for sampler in samplers:
+        mask = sampler.mask_index(frozenset(range(0, vocab, 2)))
+        for slot in range(3):
+            sampler.reset(slot, [1, 4, 9], seed=slot)
+            sampler.set_params(slot, params if slot != 1 else GREEDY, mask if slot == 2 else 0)
+    batched, reference = samplers
+    idle_before = [t[1].clone() for t in batched.state()]
+    active = torch.tensor([True, False, True])
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        logits = torch.randn(3, vocab, generator=generator)
+        rows = batched.sample_rows(logits, active, Stages())
+        want = reference.sample(logits[[0, 2]], [0, 2])
+        assert rows[[0, 2]].tolist() == want.tolist()
+        assert rows[2] % 2 == 0  # slot 2's segment mask holds
+    for before, after in zip(idle_before, batched.state(), strict=True):
+        assert torch.equal(after[1], before)  # the idle slot's counter and seen ids
+    assert torch.equal(batched.state()[1], reference.state()[1])
