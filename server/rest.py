@@ -39,6 +39,7 @@ from model.parser import ReplyTextDelta
 from model.template import PromptTooLongError
 from model.turn import ReplyAudio, TurnDone
 from server import logs
+from server.admission import Lease, Refused
 from server.errors import ErrorCode, error_response, new_id
 from server.state import ServerState
 
@@ -67,62 +68,37 @@ async def speech_to_speech(request: Request, stream: bool = False,
                            chain: str | None = None) -> Response:
     state: ServerState = request.app.state.icot
     logs.session_id.set(new_id("req"))
+    if not state.auth.allows(request.headers):
+        return error_response(state.metrics, 401, ErrorCode.UNAUTHORIZED,
+                              "a valid API key is required (Bearer header)")
     try:
-        samples, chain = await _admit(request, state, chain)
-    except RequestRefused as refused:
-        return refused.response
-    if not state.slots.try_acquire():
-        return _busy(state)
-    state.rest_in_flight += 1
-    release = _Release(state)
-    try:
-        conversation = state.runtime.new_conversation()
-        events = conversation.respond(samples, MODEL_INPUT_RATE_HZ, chain=chain)
-        started = time.perf_counter()
-        if stream:
-            return await _stream(events, state, release, started)
-        reply = await _until_disconnected(request, _collect(events, state, started))
-    except EngineBusy:
-        return _busy(state)
-    except PromptTooLongError as exc:
-        return error_response(state.metrics, 400, ErrorCode.TURN_AUDIO_TOO_LONG, str(exc))
-    finally:
-        release.unless_streaming()
+        lease = state.admit()
+    except Refused as refused:
+        return _unavailable(state, refused.code, refused.reason)
+    with lease:  # a streamed answer takes the lease over and releases it when it ends
+        try:
+            samples, chain = await _read_question(request, state, chain)
+            conversation = state.runtime.new_conversation()
+            events = conversation.respond(samples, MODEL_INPUT_RATE_HZ, chain=chain)
+            started = time.perf_counter()
+            if stream:
+                return await _stream(events, state, lease, started)
+            reply = await _until_disconnected(request, _collect(events, state, started))
+        except RequestRefused as refused:
+            return refused.response
+        except EngineBusy:
+            return _unavailable(state, ErrorCode.ENGINE_BUSY, "every engine slot is busy")
+        except PromptTooLongError as exc:
+            return error_response(state.metrics, 400, ErrorCode.TURN_AUDIO_TOO_LONG, str(exc))
     if reply is None:  # the client left; nothing to answer
         return Response(status_code=499)
     return _answer(request, reply, state)
 
 
-class _Release:
-    """Gives the slot back exactly once: at the end of the handler, or of the stream."""
-
-    def __init__(self, state: ServerState) -> None:
-        self.state = state
-        self.streaming = False
-        self.released = False
-
-    def __call__(self) -> None:
-        if not self.released:
-            self.released = True
-            self.state.rest_in_flight -= 1
-            self.state.slots.release()
-
-    def unless_streaming(self) -> None:
-        if not self.streaming:
-            self()
-
-
-async def _admit(request: Request, state: ServerState,
-                 chain: str | None) -> tuple[np.ndarray, str | None]:
-    """Check auth, readiness, size, chain and audio; the decoded 16 kHz samples or a refusal."""
+async def _read_question(request: Request, state: ServerState,
+                         chain: str | None) -> tuple[np.ndarray, str | None]:
+    """Check size, chain and audio; the decoded 16 kHz samples and chain, or a refusal."""
     metrics, settings = state.metrics, state.settings
-    if not state.auth.allows(request.headers):
-        raise RequestRefused(error_response(metrics, 401, ErrorCode.UNAUTHORIZED,
-                                            "a valid API key is required (Bearer header)"))
-    if (why := state.refusal()) is not None:
-        raise RequestRefused(error_response(metrics, 503, ErrorCode.SHUTTING_DOWN
-                                            if state.draining else ErrorCode.ENGINE_BUSY, why,
-                                            retry_after_s=settings.retry_after_s))
     body = await _read_body(request, settings.max_upload_bytes, state)
     audio, form_chain = await _audio_part(request, body, state)
     chain = chain or form_chain
@@ -182,9 +158,9 @@ async def _audio_part(request: Request, body: bytes,
     return audio, chain if isinstance(chain, str) else None
 
 
-def _busy(state: ServerState) -> Response:
-    return error_response(state.metrics, 503, ErrorCode.ENGINE_BUSY,
-                          "every engine slot is busy; try again shortly",
+def _unavailable(state: ServerState, code: ErrorCode, reason: str) -> Response:
+    """503 with Retry-After: not ready, draining, or no free engine slot."""
+    return error_response(state.metrics, 503, code, f"{reason}; try again shortly",
                           retry_after_s=state.settings.retry_after_s)
 
 
@@ -228,12 +204,12 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _stream(events: AsyncIterator[object], state: ServerState, release: _Release,
+async def _stream(events: AsyncIterator[object], state: ServerState, lease: Lease,
                   started: float) -> Response:
     """Wait for the first event (so a busy engine is still a 503), then stream the WAV."""
     iterator = aiter(events)
     first = await anext(iterator)
-    release.streaming = True
+    release = lease.hand_off()
 
     async def body() -> AsyncIterator[bytes]:
         resampler = StreamResampler(state.runtime.sample_rate, OUTPUT_RATE_HZ)

@@ -1,8 +1,9 @@
 """What all requests of one app share: settings, runtime, VAD model, slots, metrics, readiness.
 
-Also the graceful drain used on SIGTERM: refuse new sessions and responses, let responses in
-flight finish within a timeout, then close every session with 1012 (service restart). Holds no
-per-session state beyond the set of open sessions.
+Both endpoints are admitted here (`admit`: one lease per session or request). Also the graceful
+drain used on SIGTERM: refuse new sessions and responses, let responses in flight finish within a
+timeout, then close every admitted session with 1012 (service restart). Holds no per-session
+state beyond the set of leases.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from server.admission import Lease, Refused
 from server.auth import Authenticator
+from server.errors import ErrorCode
 from server.limits import CLOSE_SERVICE_RESTART, SlotPool
 from server.metrics import Metrics
 from server.settings import ServerSettings
@@ -19,7 +22,6 @@ from server.vad import SileroVad
 
 if TYPE_CHECKING:
     from model.runtime import Runtime
-    from server.realtime.session import RealtimeSession
 
 log = logging.getLogger("icot.server")
 DRAIN_POLL_S = 0.05
@@ -37,8 +39,7 @@ class ServerState:
         self.ready = False
         self.failure: str | None = None  # why warm-up failed, if it did
         self.draining = False
-        self.sessions: set[RealtimeSession] = set()
-        self.rest_in_flight = 0
+        self.leases: set[Lease] = set()
 
     def refusal(self) -> str | None:
         """Why a new session or request is refused right now, or None to admit it."""
@@ -49,6 +50,16 @@ class ServerState:
         if not self.ready:
             return "the model is still loading"
         return None
+
+    def admit(self) -> Lease:
+        """A lease on one engine slot for a new session or request; `Refused` when there is none
+        or the server is not ready. The one admission path of both endpoints."""
+        if (why := self.refusal()) is not None:
+            raise Refused(ErrorCode.SHUTTING_DOWN if self.draining else ErrorCode.ENGINE_BUSY,
+                          why)
+        if not self.slots.try_acquire():
+            raise Refused(ErrorCode.ENGINE_BUSY, "every engine slot is busy")
+        return Lease(self.slots, self.leases)
 
     async def warmup(self) -> None:
         """Warm the runtime up (CUDA graphs etc.), then report ready."""
@@ -64,18 +75,19 @@ class ServerState:
 
     def busy(self) -> bool:
         """Whether any response (realtime or REST) is still generating."""
-        return self.rest_in_flight > 0 or any(s.responding for s in self.sessions)
+        return any(lease.busy for lease in self.leases)
 
     async def drain(self, timeout_s: float) -> None:
         """Stop admitting, wait up to `timeout_s` for responses in flight, close sessions."""
         self.draining = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        log.info("draining", extra={"sessions": len(self.sessions), "timeout_s": timeout_s})
+        log.info("draining", extra={"admitted": len(self.leases), "timeout_s": timeout_s})
         while self.busy() and loop.time() < deadline:
             await asyncio.sleep(DRAIN_POLL_S)
         if self.busy():
             log.warning("drain timeout: cancelling responses still in flight")
-        await asyncio.gather(*(s.close(CLOSE_SERVICE_RESTART, "server restarting")
-                               for s in list(self.sessions)))
+        holders = [lease.holder for lease in list(self.leases) if lease.holder is not None]
+        await asyncio.gather(*(holder.close(CLOSE_SERVICE_RESTART, "server restarting")
+                               for holder in holders))
         log.info("drained")

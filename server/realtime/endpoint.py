@@ -1,4 +1,4 @@
-"""The `/v1/realtime` WebSocket route: auth, dialect, admission, then one `RealtimeSession`.
+"""The `/v1/realtime` WebSocket route: auth, dialect, admission lease, then one `RealtimeSession`.
 
 A missing or wrong API key is refused in the handshake with HTTP 401 (JSON body). A server that
 is loading, draining or out of engine slots accepts and closes at once with 1013 (try again
@@ -13,6 +13,7 @@ import logging
 
 from starlette.websockets import WebSocket
 
+from server.admission import Refused
 from server.auth import choose_subprotocol
 from server.errors import ErrorCode, error_response
 from server.limits import CLOSE_TRY_AGAIN_LATER
@@ -44,18 +45,16 @@ async def realtime_endpoint(websocket: WebSocket) -> None:
             "subprotocol)"))
         return
     subprotocol = choose_subprotocol(offered)
-    refusal = state.refusal()
-    if refusal is None and not state.slots.try_acquire():
-        refusal = "every engine slot is busy"
-    if refusal is not None:
-        code = ErrorCode.SHUTTING_DOWN if state.draining else ErrorCode.ENGINE_BUSY
-        state.metrics.errors.labels(code=code.value).inc()
-        log.info("session refused", extra={"why": refusal})
-        await websocket.accept(subprotocol=subprotocol)
-        await websocket.close(CLOSE_TRY_AGAIN_LATER, f"{refusal}; try again later")
-        return
     try:
+        lease = state.admit()
+    except Refused as refused:
+        state.metrics.errors.labels(code=refused.code.value).inc()
+        log.info("session refused", extra={"why": refused.reason})
         await websocket.accept(subprotocol=subprotocol)
-        await RealtimeSession(websocket, state, choose_dialect(websocket)).run()
-    finally:
-        state.slots.release()
+        await websocket.close(CLOSE_TRY_AGAIN_LATER, f"{refused.reason}; try again later")
+        return
+    with lease:
+        await websocket.accept(subprotocol=subprotocol)
+        session = RealtimeSession(websocket, state, choose_dialect(websocket))
+        lease.hold(session)
+        await session.run()

@@ -1,10 +1,13 @@
-"""A session's input audio: wire PCM16 → 16 kHz float, the uncommitted buffer and turn detection.
+"""A session's one input path: wire PCM16 → 16 kHz float, limits, the buffer and turn detection.
 
-Audio is kept on one timeline (16 kHz samples since the session began), so VAD offsets and
-committed turns line up. With `server_vad` the buffer holds only `prefix_padding_ms` while
-nobody speaks and a whole turn while someone does; speech end hands the turn over (prefix
-padding + speech). Without turn detection everything appended stays until commit or clear.
-Synchronous and CPU-bound: the session calls `append` from a worker thread. No networking here.
+Every way user audio comes in passes here: `append` (input_audio_buffer.append) and `item_audio`
+(conversation.item.create) both check the turn and session limits, count the audio and resample
+it the same way. Appended audio is kept on one timeline (16 kHz samples since the session
+began), so VAD offsets and committed turns line up. With `server_vad` the buffer holds only
+`prefix_padding_ms` while nobody speaks and a whole turn while someone does; `append` returns
+the turn starts and ends it detected (prefix padding + speech, with the item id the turn will
+have) for the session to act on. Without turn detection everything appended stays until commit
+or clear. Synchronous and CPU-bound: the session calls it from a worker thread. No networking.
 """
 
 from __future__ import annotations
@@ -14,18 +17,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.audio import MODEL_INPUT_RATE_HZ, StreamResampler, pcm16_to_float
-from server.errors import ErrorCode, ProtocolError
+from server.errors import ErrorCode, ProtocolError, new_id
+from server.limits import AudioBudget
+from server.metrics import Metrics
 from server.vad import SileroVad, SpeechEnd, SpeechStart, VadConfig, VadStream
 
 
 @dataclass(frozen=True)
 class TurnStarted:
     audio_start_ms: int
+    item_id: str  # the user item this turn becomes when it ends
 
 
 @dataclass(frozen=True)
 class TurnEnded:
     audio_end_ms: int
+    item_id: str
     samples: np.ndarray  # (T,) float32 at 16 kHz: prefix padding + speech
 
 
@@ -33,19 +40,23 @@ TurnEvent = TurnStarted | TurnEnded
 
 
 class InputAudio:
-    """Buffer and detector for one session; `vad_config=None` means manual turns."""
+    """Limits, buffer and detector for one session; `vad_config=None` means manual turns."""
 
     def __init__(self, vad: SileroVad, *, wire_rate: int, vad_config: VadConfig | None,
-                 max_turn_s: float) -> None:
+                 max_turn_s: float, budget: AudioBudget, metrics: Metrics) -> None:
         self._vad_model = vad
         self._resampler = StreamResampler(wire_rate, MODEL_INPUT_RATE_HZ)
+        self._max_turn_s = max_turn_s
         self._max_turn_samples = int(max_turn_s * MODEL_INPUT_RATE_HZ)
+        self.budget = budget
+        self._metrics = metrics
         self._chunks: list[np.ndarray] = []
         self._start = 0  # timeline sample of the buffer's first sample
         self._end = 0  # timeline sample after the buffer's last sample
         self._vad: VadStream | None = None
         self._vad_origin = 0  # timeline sample where the current VAD stream began
         self._turn_start: int | None = None  # timeline sample where buffered turn audio begins
+        self._turn_item_id: str | None = None  # the item id of the speech in progress
         self.set_turn_detection(vad_config)
 
     @property
@@ -70,24 +81,20 @@ class InputAudio:
         self._vad = self._vad_model.stream(config) if config is not None else None
         self._vad_origin = self._end
         self._turn_start = None
+        self._turn_item_id = None
         self._trim_idle()
 
-    def wire_seconds(self, pcm: bytes) -> float:
-        return len(pcm) / 2 / self.wire_rate
-
-    def check_room(self, pcm: bytes) -> None:
-        """Refuse (`turn_audio_too_long`) an append that would make the turn too long; the
-        refused audio is then neither buffered nor scored."""
+    def append(self, pcm: bytes) -> list[TurnEvent]:
+        """Add PCM16 at the wire rate; return the turn starts and ends detected in it
+        (server_vad only). Audio that would make the turn too long (`turn_audio_too_long`) or
+        pass the session's budget is refused whole: neither buffered, scored nor counted."""
         incoming = len(pcm) // 2 * MODEL_INPUT_RATE_HZ // self.wire_rate
         if self.buffered_samples + incoming > self._max_turn_samples:
             raise ProtocolError(
                 ErrorCode.TURN_AUDIO_TOO_LONG,
                 f"the turn would pass {self._max_turn_samples / MODEL_INPUT_RATE_HZ:g} s of audio; "
                 "commit (or pause, with server_vad) before sending more")
-
-    def append(self, pcm: bytes) -> list[TurnEvent]:
-        """Add PCM16 at the wire rate (after `check_room`); return the turn starts and ends
-        detected in it (server_vad only)."""
+        self._spend(pcm)
         samples = self._resampler.process(pcm16_to_float(pcm))  # (T,) at 16 kHz
         self._extend(samples)
         if self._vad is None:
@@ -98,12 +105,28 @@ class InputAudio:
                 start = self._vad_origin + _samples(event.start_ms)
                 prefix = _samples(self._vad.config.prefix_padding_ms)
                 self._turn_start = max(self._start, start - prefix)
-                events.append(TurnStarted(audio_start_ms=_ms(start)))
+                self._turn_item_id = new_id("item")
+                events.append(TurnStarted(audio_start_ms=_ms(start), item_id=self._turn_item_id))
             elif isinstance(event, SpeechEnd):
                 end = self._vad_origin + _samples(event.end_ms)
-                events.append(TurnEnded(audio_end_ms=_ms(end), samples=self._take(end)))
+                item_id, self._turn_item_id = self._turn_item_id, None
+                assert item_id is not None  # a VadStream ends only speech it started
+                events.append(TurnEnded(audio_end_ms=_ms(end), item_id=item_id,
+                                        samples=self._take(end)))
         self._trim_idle()
         return events
+
+    def item_audio(self, pcm: bytes) -> np.ndarray:
+        """A whole turn of PCM16 at the wire rate (conversation.item.create) as (T,) float32
+        at 16 kHz, held to the same limits as appended audio; the buffer is left alone."""
+        seconds = len(pcm) / 2 / self.wire_rate
+        if seconds > self._max_turn_s:
+            raise ProtocolError(ErrorCode.TURN_AUDIO_TOO_LONG,
+                                f"the item holds {seconds:.1f} s of audio; the limit is "
+                                f"{self._max_turn_s:g} s")
+        self._spend(pcm)
+        resampler = StreamResampler(self.wire_rate, MODEL_INPUT_RATE_HZ)
+        return np.concatenate([resampler.process(pcm16_to_float(pcm)), resampler.flush()])
 
     def commit(self) -> np.ndarray:
         """Hand over everything buffered (manual commit); refuse an empty buffer."""
@@ -119,6 +142,12 @@ class InputAudio:
         self._chunks, self._start = [], self._end
         if self._turn_start is not None:
             self._turn_start = self._end
+
+    def _spend(self, pcm: bytes) -> None:
+        """Count PCM16 at the wire rate against the session's budget and in the metrics."""
+        seconds = len(pcm) / 2 / self.wire_rate
+        self.budget.spend(seconds)
+        self._metrics.audio_in_seconds.inc(seconds)
 
     def _extend(self, samples: np.ndarray) -> None:
         if samples.size:

@@ -1,10 +1,11 @@
-"""One `/v1/realtime` WebSocket session: the state machine between client events and the model.
+"""One `/v1/realtime` WebSocket session: lifecycle, dispatch of client events, and emit.
 
-It owns the session configuration (dialect, wire rates, turn detection), the input buffer and
-its VAD, the conversation items, and at most one response at a time. Every client event is
-handled in arrival order; a bad one gets an `error` event and the session goes on. Speech while
-a response plays cancels it (barge-in); a disconnect cancels generation at once. The model is
-reached only through the runtime's `Conversation` (respond / truncate_last_reply).
+It owns the session configuration (dialect, wire rates, turn detection) and at most one response
+at a time; the input path (input_audio.py) turns audio into turns, the item ledger (items.py)
+keeps the conversation items, and the response runner (response.py) streams a reply. Every client
+event is handled in arrival order; a bad one gets an `error` event and the session goes on.
+Speech while a response plays cancels it (barge-in); a disconnect cancels generation at once.
+The model is reached only through the runtime's `Conversation` (respond / truncate_last_reply).
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from model.audio import MODEL_INPUT_RATE_HZ, pcm16_to_float, resample
 from server import logs
 from server.errors import ErrorCode, ProtocolError, new_id
 from server.limits import CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, AudioBudget
@@ -34,61 +33,19 @@ from server.realtime.client_events import (
     ResponseCancel,
     ResponseCreate,
     SessionUpdate,
-    TurnDetection,
 )
 from server.realtime.client_parsing import parse_client_event
 from server.realtime.dialect import Dialect, render
-from server.realtime.input_audio import InputAudio, TurnEnded, TurnStarted
+from server.realtime.input_audio import InputAudio, TurnEnded, TurnEvent, TurnStarted
+from server.realtime.items import ItemLedger
 from server.realtime.response import ResponseRun
+from server.realtime.turn_settings import TurnSettings
 from server.vad import VadConfig
 
 if TYPE_CHECKING:
     from server.state import ServerState
 
 log = logging.getLogger("icot.realtime")
-
-
-@dataclass(frozen=True)
-class TurnSettings:
-    """Turn detection: `vad` None means manual commits and `response.create`."""
-
-    vad: VadConfig | None
-    create_response: bool = True
-    interrupt_response: bool = True
-
-    def updated(self, wire: TurnDetection | None, defaults: VadConfig) -> TurnSettings:
-        """These settings after a `turn_detection` update; unset fields keep their values."""
-        if wire is None:
-            return TurnSettings(vad=None)
-        base = self.vad or defaults
-        vad = VadConfig(
-            threshold=base.threshold if wire.threshold is None else wire.threshold,
-            prefix_padding_ms=(base.prefix_padding_ms if wire.prefix_padding_ms is None
-                               else wire.prefix_padding_ms),
-            silence_duration_ms=(base.silence_duration_ms if wire.silence_duration_ms is None
-                                 else wire.silence_duration_ms))
-        return TurnSettings(
-            vad=vad,
-            create_response=(self.create_response if wire.create_response is None
-                             else wire.create_response),
-            interrupt_response=(self.interrupt_response if wire.interrupt_response is None
-                                else wire.interrupt_response))
-
-    def wire(self) -> TurnDetection | None:
-        if self.vad is None:
-            return None
-        return TurnDetection(type="server_vad", threshold=self.vad.threshold,
-                             prefix_padding_ms=self.vad.prefix_padding_ms,
-                             silence_duration_ms=self.vad.silence_duration_ms,
-                             create_response=self.create_response,
-                             interrupt_response=self.interrupt_response)
-
-
-@dataclass
-class ItemRecord:
-    item: out.Item
-    samples: np.ndarray | None = None  # a user turn not yet answered: (T,) float32 at 16 kHz
-    response: ResponseRun | None = None  # the response that produced an assistant item
 
 
 class RealtimeSession:
@@ -111,12 +68,12 @@ class RealtimeSession:
             silence_duration_ms=self.settings.vad_silence_duration_ms)
         self.turns = TurnSettings(vad=self.vad_defaults)
         self.input = InputAudio(state.vad, wire_rate=self.input_rate, vad_config=self.turns.vad,
-                                max_turn_s=self.settings.max_turn_audio_s)
-        self.budget = AudioBudget(self.settings.max_session_audio_s)
-        self.items: dict[str, ItemRecord] = {}
+                                max_turn_s=self.settings.max_turn_audio_s,
+                                budget=AudioBudget(self.settings.max_session_audio_s),
+                                metrics=state.metrics)
+        self.items = ItemLedger()
         self.response: ResponseRun | None = None
         self._response_task: asyncio.Task[None] | None = None
-        self._speech_item_id: str | None = None
         self._send_lock = asyncio.Lock()
         self._closed = False
         self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
@@ -139,7 +96,6 @@ class RealtimeSession:
 
     async def run(self) -> None:
         logs.session_id.set(self.id)
-        self.state.sessions.add(self)
         self.state.metrics.active_sessions.inc()
         log.info("session opened", extra={"dialect": self.dialect.value})
         try:
@@ -152,9 +108,9 @@ class RealtimeSession:
         finally:
             self._closed = True  # nothing more can be sent: cancel without notifying
             await self._cancel_response("client_disconnected")
-            self.state.sessions.discard(self)
             self.state.metrics.active_sessions.dec()
-            log.info("session closed", extra={"audio_in_s": round(self.budget.used_s, 2)})
+            log.info("session closed",
+                     extra={"audio_in_s": round(self.input.budget.used_s, 2)})
 
     async def close(self, code: int, reason: str) -> None:
         """Cancel any response (the client still gets `response.done`) and close the socket."""
@@ -198,6 +154,8 @@ class RealtimeSession:
                 return None
             return message
 
+    # ------------------------------------------------------------ dispatch
+
     async def _handle(self, message: dict[str, Any]) -> None:
         event = None
         try:
@@ -224,8 +182,6 @@ class RealtimeSession:
         self.state.metrics.errors.labels(code=exc.code.value).inc()
         log.info("client error", extra={"code": exc.code.value, "param": exc.param})
         await self.emit(out.ErrorEvent.of(exc))
-
-    # ------------------------------------------------------------ session
 
     def _session_state(self) -> out.SessionState:
         return out.SessionState(id=self.id, model=self.state.model_name, chain=self.chain,
@@ -257,73 +213,25 @@ class RealtimeSession:
             self.input.set_wire_rate(fmt.rate)
         if (fmt := config.output_format()) is not None:
             self.output_rate = fmt.rate
-        if turns != self.turns:
-            if turns.vad != self.turns.vad:
-                self.input.set_turn_detection(turns.vad)
-                self._speech_item_id = None
-            self.turns = turns
+        if turns.vad != self.turns.vad:
+            self.input.set_turn_detection(turns.vad)
+        self.turns = turns
         await self.emit(out.SessionUpdated(session=self._session_state()))
 
-    # ------------------------------------------------------------ input audio
-
     async def _append(self, event: InputAudioBufferAppend) -> None:
-        seconds = self.input.wire_seconds(event.audio)
-        self.input.check_room(event.audio)
-        self.budget.spend(seconds)
-        self.state.metrics.audio_in_seconds.inc(seconds)
         for turn in await asyncio.to_thread(self.input.append, event.audio):
-            if isinstance(turn, TurnStarted):
-                await self._speech_started(turn)
-            elif isinstance(turn, TurnEnded):
-                await self._speech_stopped(turn)
-
-    async def _speech_started(self, turn: TurnStarted) -> None:
-        self._speech_item_id = new_id("item")
-        await self.emit(out.SpeechStarted(audio_start_ms=turn.audio_start_ms,
-                                          item_id=self._speech_item_id))
-        if self.responding and self.turns.interrupt_response:
-            await self._cancel_response("turn_detected")  # barge-in
-
-    async def _speech_stopped(self, turn: TurnEnded) -> None:
-        item_id = self._speech_item_id or new_id("item")
-        self._speech_item_id = None
-        await self.emit(out.SpeechStopped(audio_end_ms=turn.audio_end_ms, item_id=item_id))
-        await self._add_user_item(turn.samples, item_id, committed=True)
-        if not self.turns.create_response:
-            return
-        try:
-            if self.responding:
-                raise ProtocolError(ErrorCode.RESPONSE_ACTIVE,
-                                    "a response is in progress (interrupt_response is off); "
-                                    "the turn was committed without a response")
-            await self._start_response()
-        except ProtocolError as exc:
-            await self._error(exc)
+            await self._on_turn(turn)
 
     async def _commit_buffer(self, event: InputAudioBufferCommit) -> None:
-        samples = self.input.commit()
-        await self._add_user_item(samples, new_id("item"), committed=True)
+        await self._add_user_item(self.input.commit(), new_id("item"), committed=True)
 
     async def _clear_buffer(self, event: InputAudioBufferClear) -> None:
         self.input.clear()
         await self.emit(out.BufferCleared())
 
-    async def _add_user_item(self, samples: np.ndarray, item_id: str, *,
-                             committed: bool) -> None:
-        previous = next(reversed(self.items), None)
-        item = out.Item(id=item_id, status="completed", role="user",
-                        content=[out.ContentPart(type="input_audio")])
-        self.items[item_id] = ItemRecord(item=item, samples=samples)
-        if committed:
-            await self.emit(out.BufferCommitted(item_id=item_id, previous_item_id=previous))
-        await self.emit(out.ItemCreated(previous_item_id=previous, item=item))
-        await self.emit(out.ItemDone(previous_item_id=previous, item=item))
-
-    # ------------------------------------------------------------ responses
-
     async def _response_create(self, event: ResponseCreate) -> None:
         params = event.response
-        if self.responding:
+        if self.response is not None:
             raise ProtocolError(ErrorCode.RESPONSE_ACTIVE,
                                 f"response {self.response.id} is still in progress; cancel it "
                                 "or wait for response.done")
@@ -339,25 +247,79 @@ class RealtimeSession:
                                     "conversation \"auto\"", param="response.conversation")
         await self._start_response()
 
+    async def _response_cancel(self, event: ResponseCancel) -> None:
+        if self.response is None or event.response_id not in (None, self.response.id):
+            raise ProtocolError(ErrorCode.NO_ACTIVE_RESPONSE,
+                                "there is no response in progress to cancel"
+                                if self.response is None else
+                                f"response {event.response_id} is not in progress",
+                                param="response_id" if event.response_id else None)
+        await self._cancel_response("client_cancelled")
+
+    async def _item_create(self, event: ConversationItemCreate) -> None:
+        pcm = self.items.check_create(event)
+        samples = await asyncio.to_thread(self.input.item_audio, pcm)
+        await self._add_user_item(samples, event.item.id or new_id("item"), committed=False)
+
+    async def _item_truncate(self, event: ConversationItemTruncate) -> None:
+        run = self.items.truncatable(event)
+        if self.response is run:
+            await self._cancel_response("client_cancelled")
+        self.conversation.truncate_last_reply(event.audio_end_ms)
+        await self.emit(out.ItemTruncated(item_id=event.item_id, content_index=0,
+                                          audio_end_ms=event.audio_end_ms))
+
+    async def _item_delete(self, event: ConversationItemDelete) -> None:
+        self.items.delete(event.item_id)
+        await self.emit(out.ItemDeleted(item_id=event.item_id))
+
+    # ------------------------------------------------------------ turns and responses
+
+    async def _on_turn(self, turn: TurnEvent) -> None:
+        """Act on a turn start or end the input path detected (server_vad)."""
+        if isinstance(turn, TurnStarted):
+            await self.emit(out.SpeechStarted(audio_start_ms=turn.audio_start_ms,
+                                              item_id=turn.item_id))
+            if self.responding and self.turns.interrupt_response:
+                await self._cancel_response("turn_detected")  # barge-in
+            return
+        await self._turn_ended(turn)
+
+    async def _turn_ended(self, turn: TurnEnded) -> None:
+        await self.emit(out.SpeechStopped(audio_end_ms=turn.audio_end_ms, item_id=turn.item_id))
+        await self._add_user_item(turn.samples, turn.item_id, committed=True)
+        if not self.turns.create_response:
+            return
+        try:
+            if self.responding:
+                raise ProtocolError(ErrorCode.RESPONSE_ACTIVE,
+                                    "a response is in progress (interrupt_response is off); "
+                                    "the turn was committed without a response")
+            await self._start_response()
+        except ProtocolError as exc:
+            await self._error(exc)
+
+    async def _add_user_item(self, samples: np.ndarray, item_id: str, *,
+                             committed: bool) -> None:
+        item, previous = self.items.add_user(item_id, samples)
+        if committed:
+            await self.emit(out.BufferCommitted(item_id=item_id, previous_item_id=previous))
+        await self.emit(out.ItemCreated(previous_item_id=previous, item=item))
+        await self.emit(out.ItemDone(previous_item_id=previous, item=item))
+
     async def _start_response(self) -> None:
         if self.state.draining:
             raise ProtocolError(ErrorCode.SHUTTING_DOWN,
                                 "the server is shutting down and starts no new responses")
-        pending = [record for record in self.items.values() if record.samples is not None]
-        if not pending:
-            raise ProtocolError(ErrorCode.NO_INPUT_AUDIO,
-                                "there is no new user audio to answer; commit audio first")
-        samples = np.concatenate([record.samples for record in pending])
-        for record in pending:  # the conversation keeps the turn even if the reply fails
-            record.samples = None
+        pending = self.items.take_pending()
         default_chain = self.chain == str(self.state.runtime.chain)
-        run = ResponseRun(conversation=self.conversation, samples=samples,
+        run = ResponseRun(conversation=self.conversation, samples=pending.samples,
                           chain=None if default_chain else self.chain,
-                          user_item=pending[-1].item, conversation_id=self.conversation_id,
+                          user_item=pending.user_item, conversation_id=self.conversation_id,
                           output_rate=self.output_rate,
                           codec_rate=self.state.runtime.sample_rate, emit=self.emit,
                           metrics=self.state.metrics)
-        self.items[run.item.id] = ItemRecord(item=run.item, response=run)
+        self.items.add_reply(run)
         self.response = run
         self._response_task = asyncio.create_task(self._run_response(run))
 
@@ -385,84 +347,3 @@ class RealtimeSession:
             if current is not None and current.cancelling():
                 raise
         return True
-
-    async def _response_cancel(self, event: ResponseCancel) -> None:
-        if self.response is None or event.response_id not in (None, self.response.id):
-            raise ProtocolError(ErrorCode.NO_ACTIVE_RESPONSE,
-                                "there is no response in progress to cancel"
-                                if self.response is None else
-                                f"response {event.response_id} is not in progress",
-                                param="response_id" if event.response_id else None)
-        await self._cancel_response("client_cancelled")
-
-    # ------------------------------------------------------------ items
-
-    async def _item_create(self, event: ConversationItemCreate) -> None:
-        item = event.item
-        if item.role != "user":
-            raise ProtocolError(ErrorCode.UNSUPPORTED_VALUE,
-                                "only user items can be added (the model hears audio)",
-                                param="item.role")
-        part = item.content[0]
-        if len(item.content) != 1 or part.type != "input_audio" or not part.audio:
-            raise ProtocolError(ErrorCode.UNSUPPORTED_VALUE,
-                                "a user item needs exactly one input_audio part with audio; "
-                                "text input is not supported", param="item.content")
-        if item.id is not None and item.id in self.items:
-            raise ProtocolError(ErrorCode.INVALID_VALUE, f"item {item.id} already exists",
-                                param="item.id")
-        last = next(reversed(self.items), None)
-        if event.previous_item_id is not None and event.previous_item_id != last:
-            code = (ErrorCode.ITEM_NOT_EDITABLE if event.previous_item_id in self.items
-                    else ErrorCode.ITEM_NOT_FOUND)
-            raise ProtocolError(code, "items can only be added at the end of the conversation",
-                                param="previous_item_id")
-        seconds = len(part.audio) / 2 / self.input_rate
-        if seconds > self.settings.max_turn_audio_s:
-            raise ProtocolError(ErrorCode.TURN_AUDIO_TOO_LONG,
-                                f"the item holds {seconds:.1f} s of audio; the limit is "
-                                f"{self.settings.max_turn_audio_s:g} s")
-        self.budget.spend(seconds)
-        self.state.metrics.audio_in_seconds.inc(seconds)
-        samples = await asyncio.to_thread(
-            lambda: resample(pcm16_to_float(part.audio), self.input_rate, MODEL_INPUT_RATE_HZ))
-        await self._add_user_item(samples, item.id or new_id("item"), committed=False)
-
-    def _record(self, item_id: str) -> ItemRecord:
-        record = self.items.get(item_id)
-        if record is None:
-            raise ProtocolError(ErrorCode.ITEM_NOT_FOUND, f"no item {item_id} in this session",
-                                param="item_id")
-        return record
-
-    async def _item_truncate(self, event: ConversationItemTruncate) -> None:
-        record = self._record(event.item_id)
-        run = record.response
-        if run is None:
-            raise ProtocolError(ErrorCode.ITEM_NOT_EDITABLE,
-                                "only assistant audio can be truncated", param="item_id")
-        latest = next(r for r in reversed(self.items.values()) if r.response is not None)
-        if record is not latest:
-            raise ProtocolError(ErrorCode.ITEM_NOT_EDITABLE,
-                                "only the latest reply can be truncated", param="item_id")
-        if event.content_index != 0:
-            raise ProtocolError(ErrorCode.INVALID_VALUE, "the reply has one content part (0)",
-                                param="content_index")
-        if event.audio_end_ms > run.audio_ms_sent:
-            raise ProtocolError(ErrorCode.INVALID_AUDIO_END,
-                                f"audio_end_ms {event.audio_end_ms} is past the "
-                                f"{run.audio_ms_sent} ms of audio sent", param="audio_end_ms")
-        if self.response is run:
-            await self._cancel_response("client_cancelled")
-        self.conversation.truncate_last_reply(event.audio_end_ms)
-        await self.emit(out.ItemTruncated(item_id=event.item_id, content_index=0,
-                                          audio_end_ms=event.audio_end_ms))
-
-    async def _item_delete(self, event: ConversationItemDelete) -> None:
-        record = self._record(event.item_id)
-        if record.samples is None:
-            raise ProtocolError(ErrorCode.ITEM_NOT_EDITABLE,
-                                "the item is already part of the model's conversation history; "
-                                "only unanswered user audio can be deleted", param="item_id")
-        del self.items[event.item_id]
-        await self.emit(out.ItemDeleted(item_id=event.item_id))
