@@ -20,7 +20,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check model server training clients bench tests
+	$(BIN)/ruff check icot.py model server training clients bench tests
 
 system-deps:
 	@command -v espeak-ng >/dev/null 2>&1 || { \

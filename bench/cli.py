@@ -1,27 +1,29 @@
 """`icot bench <name>`: the benchmarks, each a module in bench/ with `configure` and `run`.
 
-Add a benchmark by adding a line to BENCHMARKS; heavy imports stay inside each module's `run`.
+Add a benchmark by importing its module and adding a line to BENCHMARKS. This module is imported
+only when `icot bench` runs; each benchmark keeps its heavy work inside its own `run`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+from types import ModuleType
 
-BENCHMARKS: dict[str, tuple[str, str]] = {
-    "engine": ("bench.engine", "engine prefill, decode ms/step by batch, weights floor, TTFA"),
-    "latency": ("bench.latency", "TTFA over the WebSocket API, A-T-A vs A-T-T-A bundles"),
-    "codec": ("bench.codec", "unit codec round-trip WER (Whisper tiny.en), speed, streaming"),
-    "unit-context": ("bench.unit_context",
+from bench import codec, engine, latency, load, unit_context
+
+BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
+    "engine": (engine, "engine prefill, decode ms/step by batch, weights floor, TTFA"),
+    "latency": (latency, "TTFA over the WebSocket API, A-T-A vs A-T-T-A bundles"),
+    "codec": (codec, "unit codec round-trip WER (Whisper tiny.en), speed, streaming"),
+    "unit-context": (unit_context,
                      "unit codec encoder context: cross-voice identification, decoded WER"),
-    "load": ("bench.load", "concurrent realtime sessions: TTFA, audio RTF, errors, server RSS"),
+    "load": (load, "concurrent realtime sessions: TTFA, audio RTF, errors, server RSS"),
 }
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     subparsers = parser.add_subparsers(dest="benchmark", required=True)
-    for name, (module_name, help_text) in BENCHMARKS.items():
-        module = importlib.import_module(module_name)
+    for name, (module, help_text) in BENCHMARKS.items():
         sub = subparsers.add_parser(name, help=help_text, description=module.__doc__,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
         module.configure(sub)

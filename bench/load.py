@@ -253,7 +253,7 @@ class ServerProcess:
                  log_path: Path | None = None) -> None:
         self.port = port
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL
-        command = [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1",
+        command = [sys.executable, "-m", "icot", "serve", "--host", "127.0.0.1",
                    "--port", str(port), *args]
         self.process = subprocess.Popen(command, stdout=self._log, stderr=self._log,
                                         env=env, cwd=Path(__file__).parents[1])

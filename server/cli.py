@@ -1,41 +1,50 @@
-"""The `icot` command: one entry point whose subcommands live beside the code they drive.
+"""`icot serve`: the server's command line — every setting a flag over its `ICOT_…` variable.
 
-Each subcommand is a module exposing `configure(parser)` and `run(args) -> int`; modules keep
-heavy imports (torch, the model) inside `run`, so `icot --help` stays fast.
+`configure` adds one flag per `ServerSettings` field (server/settings.py); `run` fills the settings
+(flags over variables over defaults), loads the bundle and serves it until stopped
+(server/serve.py). Only `run` imports the app, the model and torch, so listing the command stays
+light. Knows nothing of the other `icot` commands.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("server.serve", "serve a bundle: /v1/realtime, /v1/speech-to-speech, /metrics"),
-    "codec": ("model.codecs.cli", "fit a unit codec, round-trip audio through a codec"),
-    "bench": ("bench.cli", "benchmarks (engine, …); each prints a markdown table"),
-    "train": ("training.cli", "run a training recipe end to end: corpus, stages, bundles, eval"),
-    "eval": ("training.evaluation.cli", "evaluate bundles on a split; print the results table"),
-}
+from server.logs import configure_logging
+from server.settings import ServerSettings, add_arguments
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="icot", description="ICoT Voice: speech-to-speech LLM server"
-    )
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        module = importlib.import_module(module_name)
-        sub = subparsers.add_parser(name, help=help_text, description=help_text)
-        module.configure(sub)
-        sub.set_defaults(_run=module.run)
-    return parser
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args._run(args) or 0)
+def run(args: argparse.Namespace) -> int:
+    """Serve the bundle; a bundle that cannot load prints one line to stderr and returns 2."""
+    settings = ServerSettings.from_env().with_args(args)
+    configure_logging(settings.log_level, settings.log_format)
+    from model.runtime import Runtime, RuntimeConfig
+    from server.app import create_app
+    from server.serve import serve_app
+
+    if settings.threads is not None:
+        import torch
+
+        torch.set_num_threads(settings.threads)
+    try:
+        runtime = Runtime.load(settings.bundle, RuntimeConfig(
+            device=_device(settings.device), max_slots=settings.slots,
+            max_seq_len=settings.max_seq_len))
+    except (OSError, ValueError) as exc:
+        print(f"icot serve: cannot load bundle {settings.bundle}: {exc}", file=sys.stderr)
+        return 2
+    serve_app(create_app(settings, runtime), settings)
+    return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _device(name: str) -> str:
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,4 +1,4 @@
-"""`icot serve`: load a bundle, build the app and run uvicorn until stopped.
+"""Serving an app with uvicorn until stopped, draining on SIGTERM (what `icot serve` runs).
 
 uvicorn runs the `websockets` library through its sans-I/O protocol (`ws="websockets-sansio"`;
 uvicorn deprecates its older `websockets` adapter), which also carries the handshake-denial
@@ -6,18 +6,16 @@ extension the 401 answer needs.
 
 SIGTERM drains: `/readyz` turns 503 and new sessions are refused (1013 / 503) while responses in
 flight get `drain_timeout_s` to finish; then sessions close with 1012 and uvicorn exits. A second
-SIGTERM, or SIGINT, stops at once. Options come from flags over `ICOT_…` variables
-(server/settings.py). Heavy imports (torch, the model) happen inside `run`.
+SIGTERM, or SIGINT, stops at once. The command line (flags, loading the bundle) is
+server/cli.py; `ThreadedServer` runs the same server in a thread for tests and benchmarks.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,39 +24,13 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from server.logs import configure_logging
-from server.settings import ServerSettings, add_arguments
+from server.settings import ServerSettings
 from server.state import ServerState
 
 log = logging.getLogger("icot.server")
 TRANSPORT_SIZE_FACTOR = 4  # frames up to 4× the message limit reach the app (error event);
 #                            larger ones are cut by the transport (close 1009)
 UVICORN_GRACE_S = 5.0
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    add_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    settings = ServerSettings.from_env().with_args(args)
-    configure_logging(settings.log_level, settings.log_format)
-    from model.runtime import Runtime, RuntimeConfig
-    from server.app import create_app
-
-    if settings.threads is not None:
-        import torch
-
-        torch.set_num_threads(settings.threads)
-    try:
-        runtime = Runtime.load(settings.bundle, RuntimeConfig(
-            device=_device(settings.device), max_slots=settings.slots,
-            max_seq_len=settings.max_seq_len))
-    except (OSError, ValueError) as exc:
-        print(f"icot serve: cannot load bundle {settings.bundle}: {exc}", file=sys.stderr)
-        return 2
-    serve_app(create_app(settings, runtime), settings)
-    return 0
 
 
 def serve_app(app: FastAPI, settings: ServerSettings) -> None:
@@ -156,10 +128,3 @@ class ThreadedServer:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/v1/realtime"
 
-
-def _device(name: str) -> str:
-    if name != "auto":
-        return name
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

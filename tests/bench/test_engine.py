@@ -7,11 +7,11 @@ import argparse
 import torch
 
 from bench import cli as bench_cli
-from server.cli import SUBCOMMANDS
+from icot import command_module
 
 
 def test_bench_engine_prints_every_figure(capsys):
-    assert SUBCOMMANDS["bench"][0] == "bench.cli"
+    assert command_module("bench") is bench_cli
     parser = argparse.ArgumentParser()
     bench_cli.configure(parser)
     args = parser.parse_args(

@@ -18,7 +18,7 @@ import pytest
 from realtime_client import Client
 from websockets.exceptions import ConnectionClosed
 
-from server import serve
+from server import cli
 from server.settings import ServerSettings
 
 SCRIPT = Path(__file__).parent / "scripted_server.py"
@@ -29,7 +29,7 @@ def test_serve_parses_every_option_and_the_environment_fills_the_rest(monkeypatc
     monkeypatch.setenv("ICOT_PORT", "9123")
     monkeypatch.setenv("ICOT_API_KEY", "from-env")
     parser = argparse.ArgumentParser()
-    serve.configure(parser)
+    cli.configure(parser)
     args = parser.parse_args(["--bundle", "/tmp/b", "--host", "0.0.0.0",
                               "--slots", "3", "--vad-threshold", "0.6"])
     settings = ServerSettings.from_env().with_args(args)
@@ -49,8 +49,8 @@ def restore_logging():
 
 def test_a_missing_bundle_is_a_clear_error_not_a_traceback(tmp_path, capsys, restore_logging):
     parser = argparse.ArgumentParser()
-    serve.configure(parser)
-    assert serve.run(parser.parse_args(["--bundle", str(tmp_path / "nope")])) == 2
+    cli.configure(parser)
+    assert cli.run(parser.parse_args(["--bundle", str(tmp_path / "nope")])) == 2
     err = capsys.readouterr().err
     assert "cannot load bundle" in err and "no such bundle directory" in err
 

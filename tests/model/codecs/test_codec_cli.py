@@ -1,4 +1,4 @@
-"""`icot codec fit|roundtrip` through server.cli.main and once through the installed script."""
+"""`icot codec fit|roundtrip` through icot.main and once through the installed script."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from icot import main
 from model.audio import read_audio, resample, write_wav
 from model.codecs.units import UnitCodec
-from server.cli import main
 from training.data.synth import ASSISTANT_VOICE, TRAINING_VOICES, synthesize
 
 ICOT_SCRIPT = Path(sys.executable).parent / "icot"

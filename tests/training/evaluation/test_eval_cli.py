@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from server.cli import main as icot
+from icot import main as icot
 
 
 def test_eval_prints_the_table_and_writes_the_page_and_json(memorized_atta_bundle,
