@@ -51,7 +51,7 @@ async def _finish_turn(client: Client) -> dict:
 @pytest.fixture
 def replicas(tmp_path):
     """Two demo replicas (one torch thread each) started side by side."""
-    servers = [ServerProcess(["--bundle", DEMO, "--threads", "1", "--slots", "2",
+    servers = [ServerProcess(["--bundle", DEMO, "--threads", "1", "--slots", "4",
                               "--drain-timeout-s", "20", "--log-level", "warning"],
                              free_port(), log_path=tmp_path / f"replica{i}.log")
                for i in range(2)]
