@@ -14,7 +14,7 @@ import numpy as np
 
 from model.chain import Chain
 from model.template import PastTurn
-from model.turn import Event, TurnRunner
+from model.turn import Event, TokenTally, TurnRunner
 
 
 class Conversation:
@@ -30,22 +30,37 @@ class Conversation:
         """Forget every earlier turn."""
         self.history.clear()
 
-    def truncate_last_reply(self, audio_end_ms: int) -> None:
+    def truncate_last_reply(self, audio_end_ms: int, index: int = -1) -> None:
         """Keep only the first `audio_end_ms` of the last reply's speech (what the user heard,
-        after a barge-in), so later turns see the reply as it was played."""
+        after a barge-in), so later turns see the reply as it was played; `index` names an
+        earlier turn of the history instead."""
         if not self.history:
             raise ValueError("there is no reply to truncate")
         if audio_end_ms < 0:
             raise ValueError(f"audio_end_ms must be ≥ 0, got {audio_end_ms}")
         frames = int(audio_end_ms * self.frame_rate // 1000)
-        last = self.history[-1]
-        self.history[-1] = replace(last, reply_units=list(last.reply_units)[:frames])
+        turn = self.history[index]
+        self.history[index] = replace(turn, reply_units=list(turn.reply_units)[:frames])
 
     def respond(
-        self, samples: np.ndarray, sample_rate: int, *, chain: str | Chain | None = None
+        self, samples: np.ndarray, sample_rate: int, *, chain: str | Chain | None = None,
+        tally: TokenTally | None = None,
     ) -> AsyncIterator[Event]:
         """Answer the user's speech `samples` (float32 (T,) at `sample_rate`) after this
         conversation's history: `TurnRunner.run`'s events; the turn joins the history when the
-        reply ends or is closed early (the partial reply is kept)."""
+        reply ends or is closed early (the partial reply is kept). `tally` counts its tokens."""
         return self.turns.run(samples, sample_rate, chain=chain, history=self.history,
-                              keep=self.history.append)
+                              keep=self.history.append, tally=tally)
+
+    def respond_typed(self, text: str, *, tally: TokenTally | None = None
+                      ) -> AsyncIterator[Event]:
+        """Answer typed words (the text-in chain), or with `text` "" answer from the history
+        alone (a greeting); kept in the history like a spoken turn."""
+        return self.turns.run_typed(text, history=self.history, keep=self.history.append,
+                                    tally=tally)
+
+    def forget_reply(self, index: int) -> None:
+        """Drop the reply of history turn `index` (the client deleted it): the user's side
+        stays, the assistant's text and speech leave the model's history."""
+        turn = self.history[index]
+        self.history[index] = replace(turn, reply_text="", reply_units=())

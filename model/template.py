@@ -38,15 +38,19 @@ class PastTurn:
     """One finished exchange as the history keeps it (docs/bundles.md, "History").
 
     user_units: the user's speech units, always kept (they carry what was said, e.g. a name).
-    transcript: the transcript the model wrote (A-T-T-A); "" when the chain wrote none.
+    transcript: the transcript the model wrote (A-T-T-A); "" when the chain wrote none. For a
+        typed turn, the typed words (the text-in chain puts them where A-T-T-A's transcript is).
     reply_text: the reply text the model wrote; "" for A-A.
     reply_units: the reply's speech units.
+    typed: the user typed `transcript` instead of speaking (`user_units` is empty); a turn with
+        neither speech nor typed words is a reply from the conversation alone (a greeting).
     """
 
     user_units: Sequence[int]
     transcript: str = ""
     reply_text: str = ""
     reply_units: Sequence[int] = ()
+    typed: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,11 +117,27 @@ class Template:
         kept = self._fit_history(len(tail), history, max_tokens)
         return Prompt(self._join(kept, tail), len(kept), len(history) - len(kept))
 
+    def typed_prompt(
+        self,
+        text: str,
+        history: Sequence[PastTurn] = (),
+        max_tokens: int | None = None,
+    ) -> Prompt:
+        """The text-in chain: typed words → reply text → reply speech. The user line holds the
+        typed words and the assistant's first line repeats them where A-T-T-A writes its
+        transcript, so the model goes on exactly as after an A-T-A prompt (reply text, then
+        speech). `text` "" answers from the conversation alone: no user line (a greeting)."""
+        tail = (self._typed_user_ids(text)
+                + self._assistant_ids(self.transcript_ids(text), chain=Chain.ATA))
+        kept = self._fit_history(len(tail), history, max_tokens)
+        return Prompt(self._join(kept, tail), len(kept), len(history) - len(kept))
+
     def turn_ids(self, turn: PastTurn) -> list[int]:
         """A finished exchange as it appears in later prompts (ends with `<eos>` and a newline)."""
         transcript = self.transcript_ids(turn.transcript)
-        return (self._user_ids(turn.user_units)
-                + self._assistant_ids(transcript, turn.reply_text, turn.reply_units)
+        user = (self._typed_user_ids(turn.transcript) if turn.typed
+                else self._user_ids(turn.user_units))
+        return (user + self._assistant_ids(transcript, turn.reply_text, turn.reply_units)
                 + self.vocab.encode_text("\n"))
 
     # ---- training ----------------------------------------------------------------------------
@@ -164,6 +184,14 @@ class Template:
         m, enc = self.vocab.markers, self.vocab.encode_text
         return ([m.human, *enc(": "), m.speech_start, *self.vocab.units_to_ids(units),
                  m.speech_end, *enc(" "), m.end_of_human, *enc("\n")])
+
+    def _typed_user_ids(self, text: str) -> list[int]:
+        """`[Human]: {typed words} <eoh>` and a newline; nothing for no words."""
+        text = text.strip()
+        if not text:
+            return []
+        m, enc = self.vocab.markers, self.vocab.encode_text
+        return [m.human, *enc(": " + text + " "), m.end_of_human, *enc("\n")]
 
     def _assistant_ids(
         self,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -58,6 +58,22 @@ class TurnTimings:
 TurnStatus = Literal["completed", "incomplete"]
 
 
+@dataclass
+class TokenTally:
+    """Tokens a turn has used so far, updated while it runs (so a cancelled turn still tells).
+
+    `*_audio_tokens` count speech-unit tokens of each total; `cached_tokens` are prompt tokens an
+    engine slot still held (not prefilled again).
+    """
+
+    input_tokens: int = 0
+    input_audio_tokens: int = 0
+    cached_tokens: int = 0
+    cached_audio_tokens: int = 0
+    output_tokens: int = 0
+    output_audio_tokens: int = 0
+
+
 @dataclass(frozen=True)
 class TurnDone:
     """The end of a reply. status "incomplete": the token limit or malformed output cut it.
@@ -75,6 +91,7 @@ class TurnDone:
     cached_input_tokens: int  # of input_tokens, those an engine slot still held (not prefilled)
     output_tokens: int
     audio_seconds: float
+    tokens: TokenTally = field(default_factory=TokenTally)  # the same counts, split text/audio
 
 
 # Text deltas are the parser's own events, passed through unchanged.
@@ -90,10 +107,11 @@ class _TurnRecord:
     reply_text: str = ""
     reply_units: list[int] = field(default_factory=list)
     output_tokens: int = 0
+    typed: bool = False  # the user typed `user_transcript` (the text-in chain)
 
     def past_turn(self) -> PastTurn:
         return PastTurn(self.user_units, self.user_transcript.strip(), self.reply_text.strip(),
-                        self.reply_units)
+                        self.reply_units, typed=self.typed)
 
 
 class TurnRunner:
@@ -123,6 +141,7 @@ class TurnRunner:
         self._max_seq_len = engine.config.max_seq_len
         vocab: SpeechVocab = template.vocab
         self._vocab = vocab
+        self._unit_id_set = frozenset(vocab.unit_ids)
         markers = vocab.markers
         self._speech_rule = SegmentRule(
             start_id=markers.speech_start,
@@ -140,6 +159,7 @@ class TurnRunner:
         chain: str | Chain | None,
         history: Sequence[PastTurn],
         keep: Callable[[PastTurn], None],
+        tally: TokenTally | None = None,
     ) -> AsyncIterator[Event]:
         """Answer the user's speech `samples` (float32 (T,) at `sample_rate`) after `history`.
 
@@ -148,23 +168,55 @@ class TurnRunner:
         Closing the iterator early, or cancelling the task that reads it, cancels the engine
         request at once. Raises `model.engine.EngineBusy` when no engine slot is free,
         `PromptTooLongError` when the turn does not fit the context, `model.audio.AudioError`
-        for unusable audio.
+        for unusable audio. `tally` (optional) is kept up to date with the tokens used.
         """
         chain = Chain.parse(chain or self.chains[0])
         if chain not in self.chains:
             raise ValueError(f"this bundle answers with {', '.join(self.chains)}, not {chain}")
         started = time.perf_counter()
-        codec, codec_rate = self.codec, self.codec.sample_rate
         samples = check_samples(samples, sample_rate)
-        codec_samples = resample(samples, sample_rate, codec_rate)
+        codec_samples = resample(samples, sample_rate, self.codec.sample_rate)
         user_units = await asyncio.to_thread(self._user_units, codec_samples)
         prompt = self.template.prompt(chain, user_units, history, self.prompt_budget)
-        request = self._request(prompt.ids)
-
         record = _TurnRecord(user_units)
+        async for event in self._generate(prompt.ids, chain, record, started, keep, tally):
+            yield event
+
+    async def run_typed(
+        self,
+        text: str,
+        *,
+        history: Sequence[PastTurn],
+        keep: Callable[[PastTurn], None],
+        tally: TokenTally | None = None,
+    ) -> AsyncIterator[Event]:
+        """Answer typed words with the text-in chain (typed words → reply text → reply speech,
+        `Template.typed_prompt`); `text` "" answers from the conversation alone (a greeting).
+        Events, errors and `keep` as for `run`."""
+        started = time.perf_counter()
+        prompt = self.template.typed_prompt(text, history, self.prompt_budget)
+        record = _TurnRecord([], user_transcript=text.strip(), typed=True)
+        async for event in self._generate(prompt.ids, Chain.ATA, record, started, keep, tally):
+            yield event
+
+    async def _generate(
+        self,
+        prompt_ids: list[int],
+        chain: Chain,
+        record: _TurnRecord,
+        started: float,
+        keep: Callable[[PastTurn], None],
+        tally: TokenTally | None,
+    ) -> AsyncIterator[Event]:
+        """Generate, parse and decode one reply to `prompt_ids` (see `run`)."""
+        codec_rate = self.codec.sample_rate
+        request = self._request(prompt_ids)
+        tally = tally if tally is not None else TokenTally()
+        tally.input_tokens = len(prompt_ids)
+        tally.input_audio_tokens = self._audio_tokens(prompt_ids)
         prefill_ms = first_text_ms = first_audio_ms = None
         stream_parser = parser.ChainParser(self._vocab, chain)
-        decoder = StreamingDecoder(codec)
+        decoder = StreamingDecoder(self.codec)
         audio_samples = 0
         end_reason = parser.EndReason.LENGTH
 
@@ -176,7 +228,11 @@ class TurnRunner:
                 async for token in handle:
                     if prefill_ms is None:
                         prefill_ms = elapsed_ms()
+                        tally.cached_tokens = handle.cached_tokens
+                        tally.cached_audio_tokens = self._audio_tokens(
+                            prompt_ids[:handle.cached_tokens])
                     record.output_tokens += 1
+                    tally.output_tokens = record.output_tokens
                     for event in stream_parser.feed(token):
                         if isinstance(event, parser.EndOfTurn):
                             end_reason = event.reason
@@ -191,6 +247,7 @@ class TurnRunner:
                             yield event
                         elif isinstance(event, parser.SpeechUnits):
                             record.reply_units.extend(event.units)
+                            tally.output_audio_tokens = len(record.reply_units)
                             chunks = await asyncio.to_thread(decoder.push, event.units)
                             for chunk in chunks:
                                 if first_audio_ms is None:
@@ -218,11 +275,16 @@ class TurnRunner:
             user_transcript=record.user_transcript.strip() if chain.emits_transcript else None,
             reply_text=record.reply_text.strip(),
             timings=TurnTimings(prefill_ms, first_text_ms, first_audio_ms, elapsed_ms()),
-            input_tokens=len(prompt.ids),
+            input_tokens=len(prompt_ids),
             cached_input_tokens=handle.cached_tokens,
             output_tokens=record.output_tokens,
             audio_seconds=audio_samples / codec_rate,
+            tokens=replace(tally),
         )
+
+    def _audio_tokens(self, ids: Sequence[int]) -> int:
+        """How many of `ids` are speech-unit tokens."""
+        return sum(1 for i in ids if i in self._unit_id_set)
 
     def _user_units(self, samples: np.ndarray) -> list[int]:
         """The user's speech at the codec's rate → units, first brought into the trained level
