@@ -90,7 +90,7 @@ def test_transcription_is_deterministic(judge: WhisperJudge) -> None:
     assert judge.transcribe(samples, 16_000) == judge.transcribe(samples, 16_000)
 
 
-SHIPPED_ICOT_BUNDLE = Path(__file__).resolve().parents[2] / "checkpoints" / "demo"
+SHIPPED_ICOT_BUNDLE = Path(__file__).resolve().parents[3] / "checkpoints" / "demo"
 
 
 def _first_test_reply() -> tuple[np.ndarray, int]:
