@@ -16,8 +16,9 @@ Per response: TTFA (commit → first `response.output_audio.delta`), and the rea
 (RTF) of the audio after the first chunk: the time the server took to send it over its playing
 time. A client that starts playing at the first chunk runs dry when a chunk comes later than the
 audio before it lasts; such responses are counted ("ran dry", > 50 ms short). Errors: error
-events, sessions refused or closed by the server, responses that did not complete. Server RSS:
-the served process's resident memory before the load and its peak during it (Linux /proc).
+events, sessions refused or closed by the server, responses that did not complete. Server: the
+cores the served process kept busy (its CPU time over the wall time), its resident memory before
+the load and its peak during it (Linux /proc).
 Prints one markdown row per session count.
 """
 
@@ -95,6 +96,12 @@ class LevelResult:
     rss_idle_mib: float | None = None
     rss_peak_mib: float | None = None
     wall_s: float = 0.0
+    cpu_s: float | None = None  # CPU time the served process used meanwhile (all threads)
+
+    @property
+    def cores(self) -> float | None:
+        """Cores the served process kept busy on average while the sessions ran."""
+        return None if self.cpu_s is None or self.wall_s <= 0 else self.cpu_s / self.wall_s
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -156,12 +163,16 @@ async def measure_level(url: str, per_session: list[list[np.ndarray]],
             await asyncio.sleep(0.2)
 
     sampler = asyncio.create_task(sample_rss())
+    cpu_before = cpu_seconds(pid)
     started = time.perf_counter()
     try:
         await asyncio.gather(*(_session(url, turns, i * START_SPACING_S, result)
                                for i, turns in enumerate(per_session)))
     finally:
         result.wall_s = time.perf_counter() - started
+        cpu_after = cpu_seconds(pid)
+        if cpu_before is not None and cpu_after is not None:
+            result.cpu_s = cpu_after - cpu_before
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
@@ -243,6 +254,18 @@ def rss_mib(pid: int | None) -> float | None:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of process `pid` so far (Linux), None without a pid or /proc."""
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ServerProcess:
@@ -329,8 +352,8 @@ def table(results: list[LevelResult], turns: int) -> str:
              "(TTFA: commit → first audio, ms; RTF: sending time of the audio after the first "
              "chunk over its playing time)", "",
              "| sessions | responses | TTFA p50 | TTFA p95 | RTF p50 | RTF p95 | ran dry | "
-             "errors | server RSS idle → peak (MiB) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "errors | server cores busy | server RSS idle → peak (MiB) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         ttfa = [1000 * t.ttfa_s for t in r.responses]
         rtf = [x for x in (t.rtf for t in r.responses) if x is not None]
@@ -339,10 +362,11 @@ def table(results: list[LevelResult], turns: int) -> str:
                       if ttfa else "– | –")
         rtf_cells = (f"{np.percentile(rtf, 50):.2f} | {np.percentile(rtf, 95):.2f}"
                      if rtf else "– | –")
+        cores = f"{r.cores:.2f}" if r.cores is not None else "–"
         rss = (f"{r.rss_idle_mib:.0f} → {r.rss_peak_mib:.0f}"
                if r.rss_idle_mib is not None and r.rss_peak_mib is not None else "–")
         lines.append(f"| {r.sessions} | {len(r.responses)}/{r.sessions * turns} | {ttfa_cells} | "
-                     f"{rtf_cells} | {dry} | {len(r.errors)} | {rss} |")
+                     f"{rtf_cells} | {dry} | {len(r.errors)} | {cores} | {rss} |")
     errors = sorted({e for r in results for e in r.errors})
     if errors:
         lines += ["", "Errors: " + "; ".join(errors)]
