@@ -64,6 +64,8 @@ def test_gpu_profile_reserves_one_gpu_per_replica_behind_nginx(compose):
     assert gpu["profiles"] == ["gpu"]
     assert _gpus(gpu) == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
     assert gpu["environment"]["ICOT_DEVICE"] == "cuda"
+    assert gpu["environment"]["ICOT_SLOTS"] == "${ICOT_GPU_SLOTS:-64}"
+    assert gpu["environment"]["ICOT_MAX_SEQ_LEN"] == "${ICOT_GPU_MAX_SEQ_LEN:-1024}"
     assert "nvidia/cuda:" in gpu["build"]["args"]["BASE_IMAGE"]
     front = compose["services"]["nginx-gpu"]
     assert front["profiles"] == ["gpu"]

@@ -58,7 +58,9 @@ def test_probes_gpu_and_scrape_annotations():
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
-    assert {e["name"]: e.get("value") for e in container["env"]}["ICOT_DEVICE"] == "cuda"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ICOT_DEVICE"] == "cuda"
+    assert (env["ICOT_SLOTS"], env["ICOT_MAX_SEQ_LEN"]) == ("64", "1024")  # the measured H100 shape
     assert template["metadata"]["annotations"] == {
         "prometheus.io/scrape": "true", "prometheus.io/port": "8000",
         "prometheus.io/path": "/metrics"}
