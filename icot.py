@@ -1,11 +1,11 @@
 """The `icot` command line: one entry point whose only job is to parse the command and hand it on.
 
-    icot serve | train | eval | codec | bench  [options]        (icot COMMAND --help)
+    icot serve | talk | train | eval | codec | bench  [options]   (icot COMMAND --help)
 
-This module sits above every package it dispatches to (server/, training/, model/, bench/), so
-none of them imports another's command line. Each command is a `cli.py` beside the code it
-drives, with `configure(parser)` and `run(args) -> int`. Only the chosen command's module is
-imported, and its heavy imports (torch, numpy, the model) wait for `run`: `icot --help` stays
+This module sits above every package it dispatches to (server/, clients/, training/, model/,
+bench/), so none of them imports another's command line. Each command is a `cli.py` beside the
+code it drives, with `configure(parser)` and `run(args) -> int`. Only the chosen command's module
+is imported, and its heavy imports (torch, numpy, the model) wait for `run`: `icot --help` stays
 light. Knows nothing of what any command does.
 """
 
@@ -17,6 +17,7 @@ from types import ModuleType
 
 COMMANDS: dict[str, str] = {
     "serve": "serve a bundle: /v1/realtime, /v1/speech-to-speech, /metrics",
+    "talk": "talk to a Realtime server from the microphone, audio files or typed text",
     "codec": "fit a unit codec, round-trip audio through a codec",
     "bench": "benchmarks (engine, …); each prints a markdown table",
     "train": "run a training recipe end to end: corpus, stages, bundles, eval",
@@ -28,6 +29,8 @@ def command_module(name: str) -> ModuleType:
     """The `cli` module of command `name`, imported only now (the command was chosen)."""
     if name == "serve":
         from server import cli
+    elif name == "talk":
+        from clients import cli
     elif name == "codec":
         from model.codecs import cli
     elif name == "bench":

@@ -33,7 +33,8 @@ def test_each_command_configures_its_own_options(name, capsys):
     assert done.value.code == 0
     usage = capsys.readouterr().out
     assert usage.startswith(f"usage: icot {name}")
-    expected = {"serve": "--max-message-bytes", "codec": "roundtrip", "bench": "engine",
+    expected = {"serve": "--max-message-bytes", "talk": "--wav", "codec": "roundtrip",
+                "bench": "engine",
                 "train": "--recipe", "eval": "--bundle"}
     assert expected[name] in usage
 
