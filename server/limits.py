@@ -1,8 +1,9 @@
-"""Admission control and per-session audio budgets, plus the WebSocket close codes we use.
+"""Engine slot counting and per-session audio budgets, plus the WebSocket close codes we use.
 
-`SlotPool` admits as many sessions and REST requests as the engine has slots; beyond that the
-caller answers HTTP 503 (Retry-After) or closes the WebSocket with 1013. `AudioBudget` counts a
-session's input audio against its limit. Nothing here touches the network or the model.
+`SlotPool` counts the sessions and REST requests admitted against the engine's slots (leases in
+admission.py take and give back slots; beyond capacity the caller answers HTTP 503 or closes the
+WebSocket with 1013). `AudioBudget` counts a session's input audio against its limit. Nothing
+here touches the network or the model.
 """
 
 from __future__ import annotations
