@@ -19,15 +19,19 @@ GRAPH_WARMUP_RUNS = 2
 class StaticStep:
     """One decode step of `batch` sequences at `context` cached positions, transformers' way.
 
-    The cache holds `cache_len` positions (≥ context + 1): transformers' attention reads all of
-    them, masked, every step, so the benchmark sizes it to the columns the engine's length bucket
-    reads.
+    The cache holds `cache_len` positions: transformers' attention reads all of them, masked,
+    every step, so the benchmark sizes it to the columns the engine's length bucket reads.
+    transformers' static cache advances its own write position on every call (a device counter,
+    so a replayed graph advances it too): each step writes one column further, and `cache_len`
+    must leave room for every call (`max_steps`). The mask keeps every step attending to the
+    same `context + 1` columns, so each costs the same.
     """
 
     def __init__(self, model: LlamaForCausalLM, batch: int, context: int, cache_len: int,
-                 cuda_graph: bool) -> None:
-        if cache_len <= context:
-            raise ValueError(f"cache_len {cache_len} must exceed context {context}")
+                 max_steps: int, cuda_graph: bool) -> None:
+        if cache_len < context + max_steps + GRAPH_WARMUP_RUNS:
+            raise ValueError(f"cache_len {cache_len} leaves no room for {max_steps} steps "
+                             f"after {context} cached positions")
         device = model.device
         self.model = model
         self.cache = StaticCache(config=model.config, max_cache_len=cache_len)

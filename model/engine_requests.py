@@ -40,7 +40,8 @@ class EngineConfig:
     prefill_chunk_tokens: prompt tokens prefilled per engine step, across requests; a long prompt
         is split so that decoding slots wait at most one chunk between their tokens.
     attention_block_tokens: with CUDA graphs, a decode step attends over the smallest multiple
-        of this many positions (or max_seq_len) covering the longest decoding slot.
+        of this many positions (or max_seq_len) covering the longest decoding slot; 64 keeps
+        the columns read within 64 of the cached length (16 length buckets for 1,024).
     cuda_graphs: capture decode steps as CUDA graphs on CUDA devices (ignored elsewhere).
     reuse_prefixes: start a prompt's prefill after the longest prefix a free slot still holds
         (False: every request prefills its whole prompt, e.g. to measure what reuse saves).
@@ -49,7 +50,7 @@ class EngineConfig:
     max_slots: int = 8
     max_seq_len: int = 2048
     prefill_chunk_tokens: int = 256
-    attention_block_tokens: int = 256
+    attention_block_tokens: int = 64
     cuda_graphs: bool = True
     reuse_prefixes: bool = True
 
