@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,27 +29,20 @@ import torch
 from model.chain import Chain
 from model.codecs import SpeechCodec, load_codec
 from training.config import PHASES, Recipe
-from training.data.demo_source import DemoSource
 from training.data.shards import Corpus, CorpusError
-from training.data.soda_corpus import SodaSource
 from training.data.source import CorpusSource, SourceError
+from training.data.sources import corpus_source
 from training.export import export_adapter_bundle, export_cot_bundle, generation_config
 from training.stages.context import RunDirectoryError, StageContext, refuse_existing_run
 from training.stages.cot import COT, train_cot
 from training.stages.icot import AA_ICOT, ICOT, NO_COT, train_aa_icot, train_icot, train_no_cot
 from training.stages.stream import iter_turns
 
-SOURCES: dict[str, Callable[[Recipe], CorpusSource]] = {"demo": DemoSource, "soda": SodaSource}
 CODEC_DIR = "codec"
 LABELS = {COT: "A-T-T-A", ICOT: "A-T-A ICoT", NO_COT: "A-T-A no-CoT", AA_ICOT: "A-A ICoT"}
 BASELINE_DIRS = {NO_COT: "ata-no-cot", AA_ICOT: "aa-icot"}
 EVAL_SPLIT = "test"
 BARRIER_TIMEOUT_S = 6 * 3600  # processes wait this long for the main one (corpus, export, eval)
-
-
-def corpus_source(recipe: Recipe) -> CorpusSource:
-    """The source of the recipe's data.source, built once for the whole run."""
-    return SOURCES[recipe.data.source](recipe)
 
 
 @dataclass

@@ -4,9 +4,9 @@
     icot eval --bundle B1 --label A-T-T-A --bundle B2 --label "A-T-A ICoT" --results docs/results.md
     icot eval --bundle checkpoints/demo --voice en-gb-scotland --speed 190 --snr 20 --no-whisper
 
-The test dialogues come from the recipe (default: demo) exactly as its corpus voices them, or
-with another voice, speed or background noise (`--voice`, `--speed`, `--snr`).
-Heavy imports stay inside `run`. Knows nothing of training.
+The test dialogues come from the recipe's corpus source (default: demo) exactly as its corpus
+voices them, or with another voice, speed or background noise (`--voice`, `--speed`, `--snr`).
+Heavy imports stay inside `run`. Knows nothing of training stages.
 """
 
 from __future__ import annotations
@@ -51,10 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from training.config import RecipeError, load_recipe
     from training.data.demo_source import Condition
     from training.data.source import SourceError
+    from training.data.sources import corpus_source
     from training.data.synth import SynthesisError
     from training.evaluation.eval import evaluate, machine_description
     from training.evaluation.results import comparison_table, write_results_page
-    from training.pipeline import corpus_source
 
     if len(args.labels) > len(args.bundles):
         print("icot eval: more --label than --bundle", file=sys.stderr)
