@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -114,6 +114,10 @@ class _TurnRecord:
                         self.reply_units, typed=self.typed)
 
 
+# What a turn's prompt step hands to generation: (prompt ids, chain, record, start time).
+_Prompted = tuple[list[int], Chain, _TurnRecord, float]
+
+
 class TurnRunner:
     """Answers turns with one engine, codec and template; shared by every conversation."""
 
@@ -146,12 +150,12 @@ class TurnRunner:
         self._speech_rule = SegmentRule(
             start_id=markers.speech_start,
             end_id=markers.speech_end,
-            allowed_ids=frozenset(vocab.unit_ids),
+            allowed_ids=self._unit_id_set,
             sampling=generation.speech,
         )
         self._stop_ids = frozenset({markers.speech_end, markers.end_of_assistant, markers.human})
 
-    async def run(
+    def run(
         self,
         samples: np.ndarray,
         sample_rate: int,
@@ -168,21 +172,24 @@ class TurnRunner:
         Closing the iterator early, or cancelling the task that reads it, cancels the engine
         request at once. Raises `model.engine.EngineBusy` when no engine slot is free,
         `PromptTooLongError` when the turn does not fit the context, `model.audio.AudioError`
-        for unusable audio. `tally` (optional) is kept up to date with the tokens used.
+        for unusable audio (all raised when the first event is awaited). `tally` (optional) is kept
+        up to date with the tokens used.
         """
-        chain = Chain.parse(chain or self.chains[0])
-        if chain not in self.chains:
-            raise ValueError(f"this bundle answers with {', '.join(self.chains)}, not {chain}")
-        started = time.perf_counter()
-        samples = check_samples(samples, sample_rate)
-        codec_samples = resample(samples, sample_rate, self.codec.sample_rate)
-        user_units = await asyncio.to_thread(self._user_units, codec_samples)
-        prompt = self.template.prompt(chain, user_units, history, self.prompt_budget)
-        record = _TurnRecord(user_units)
-        async for event in self._generate(prompt.ids, chain, record, started, keep, tally):
-            yield event
 
-    async def run_typed(
+        async def spoken_prompt() -> _Prompted:
+            chosen = Chain.parse(chain or self.chains[0])
+            if chosen not in self.chains:
+                raise ValueError(f"this bundle answers with {', '.join(self.chains)}, not {chosen}")
+            started = time.perf_counter()
+            checked = check_samples(samples, sample_rate)
+            codec_samples = resample(checked, sample_rate, self.codec.sample_rate)
+            user_units = await asyncio.to_thread(self._user_units, codec_samples)
+            prompt = self.template.prompt(chosen, user_units, history, self.prompt_budget)
+            return prompt.ids, chosen, _TurnRecord(user_units), started
+
+        return self._generate(spoken_prompt, keep, tally)
+
+    def run_typed(
         self,
         text: str,
         *,
@@ -193,22 +200,25 @@ class TurnRunner:
         """Answer typed words with the text-in chain (typed words → reply text → reply speech,
         `Template.typed_prompt`); `text` "" answers from the conversation alone (a greeting).
         Events, errors and `keep` as for `run`."""
-        started = time.perf_counter()
-        prompt = self.template.typed_prompt(text, history, self.prompt_budget)
-        record = _TurnRecord([], user_transcript=text.strip(), typed=True)
-        async for event in self._generate(prompt.ids, Chain.ATA, record, started, keep, tally):
-            yield event
+
+        async def typed_prompt() -> _Prompted:
+            started = time.perf_counter()
+            prompt = self.template.typed_prompt(text, history, self.prompt_budget)
+            record = _TurnRecord([], user_transcript=text.strip(), typed=True)
+            return prompt.ids, Chain.ATA, record, started
+
+        return self._generate(typed_prompt, keep, tally)
 
     async def _generate(
         self,
-        prompt_ids: list[int],
-        chain: Chain,
-        record: _TurnRecord,
-        started: float,
+        prompted: Callable[[], Awaitable[_Prompted]],
         keep: Callable[[PastTurn], None],
         tally: TokenTally | None,
     ) -> AsyncIterator[Event]:
-        """Generate, parse and decode one reply to `prompt_ids` (see `run`)."""
+        """Render the prompt (`prompted`, awaited here so that the caller iterates one generator
+        and nothing runs before the first event is awaited), then generate, parse and decode one
+        reply to it (see `run`)."""
+        prompt_ids, chain, record, started = await prompted()
         codec_rate = self.codec.sample_rate
         request = self._request(prompt_ids)
         tally = tally if tally is not None else TokenTally()
