@@ -40,6 +40,7 @@ from training.stages.stream import iter_turns
 
 CODEC_DIR = "codec"
 LABELS = {COT: "A-T-T-A", ICOT: "A-T-A ICoT", NO_COT: "A-T-A no-CoT", AA_ICOT: "A-A ICoT"}
+CHAINS = {ICOT: Chain.ATA, NO_COT: Chain.ATA, AA_ICOT: Chain.AA}  # the adapter bundles' chains
 BASELINE_DIRS = {NO_COT: "ata-no-cot", AA_ICOT: "aa-icot"}
 EVAL_SPLIT = "test"
 BARRIER_TIMEOUT_S = 6 * 3600  # processes wait this long for the main one (corpus, export, eval)
@@ -189,29 +190,14 @@ def run_recipe(recipe: Recipe, options: RunOptions | None = None) -> RunSummary:
     ctx = StageContext(recipe, run_dir, corpus, accelerator, codec.vocab_size,
                        resume=options.resume, progress=options.progress)
 
-    paths = bundle_paths(recipe, run_dir)
-    stage1_dir = train_cot(ctx)
+    trained = train_stages(ctx, stages)
     if options.phase == "train":
-        train_adapters(ctx, stages, stage1_dir)
         return summary
+    paths = bundle_paths(recipe, run_dir)
     if ctx.main:
-        from transformers import AutoConfig
-
-        context = AutoConfig.from_pretrained(stage1_dir).max_position_embeddings
-        longest = longest_target(ctx, stage1_dir) if recipe.model.base_model is None else None
-        generation = generation_config(recipe.model.base_model is None, context, longest)
-        export_cot_bundle(paths[COT], stage1_dir, codec, recipe.model.codec_kind, generation,
-                          source.input_level_dbfs())
+        export_bundles(ctx, source, codec, trained, paths)
     accelerator.wait_for_everyone()
-    summary.bundles[LABELS[COT]] = paths[COT]
-
-    adapters = train_adapters(ctx, stages, stage1_dir)
-    chains = {ICOT: Chain.ATA, NO_COT: Chain.ATA, AA_ICOT: Chain.AA}
-    if ctx.main:
-        for name, adapter in adapters.items():
-            export_adapter_bundle(paths[name], chains[name], paths[COT], adapter, generation)
-    accelerator.wait_for_everyone()
-    summary.bundles.update({LABELS[name]: paths[name] for name in adapters})
+    summary.bundles = {LABELS[name]: paths[name] for name in trained}
 
     if options.evaluate and ctx.main:
         evaluate_run(recipe, source, summary, options)
@@ -219,16 +205,36 @@ def run_recipe(recipe: Recipe, options: RunOptions | None = None) -> RunSummary:
     return summary
 
 
-def train_adapters(ctx: StageContext, stages: list[str], stage1_dir: Path) -> dict[str, Path]:
-    """Train the enabled stages on top of stage 1; their adapter directories by stage name."""
-    adapters: dict[str, Path] = {}
+def train_stages(ctx: StageContext, stages: list[str]) -> dict[str, Path]:
+    """Train stage 1, then the enabled stages on top of it: stage 1's model directory and the
+    others' adapter directories, by stage name."""
+    stage1_dir = train_cot(ctx)
+    trained = {COT: stage1_dir}
     if ICOT in stages:
-        adapters[ICOT] = train_icot(ctx, stage1_dir)
+        trained[ICOT] = train_icot(ctx, stage1_dir)
     if NO_COT in stages:
-        adapters[NO_COT] = train_no_cot(ctx, stage1_dir)
+        trained[NO_COT] = train_no_cot(ctx, stage1_dir)
     if AA_ICOT in stages:
-        adapters[AA_ICOT] = train_aa_icot(ctx, stage1_dir, adapters[ICOT])
-    return adapters
+        trained[AA_ICOT] = train_aa_icot(ctx, stage1_dir, trained[ICOT])
+    return trained
+
+
+def export_bundles(ctx: StageContext, source: CorpusSource, codec: SpeechCodec,
+                   trained: dict[str, Path], paths: dict[str, Path]) -> None:
+    """Stage 1 as a full A-T-T-A bundle (with the source's input level), then each adapter as a
+    bundle over it; one generation config for all (main process only)."""
+    from transformers import AutoConfig
+
+    model = ctx.recipe.model
+    stage1_dir = trained[COT]
+    context = AutoConfig.from_pretrained(stage1_dir).max_position_embeddings
+    longest = longest_target(ctx, stage1_dir) if model.base_model is None else None
+    generation = generation_config(model.base_model is None, context, longest)
+    export_cot_bundle(paths[COT], stage1_dir, codec, model.codec_kind, generation,
+                      source.input_level_dbfs())
+    for name, adapter in trained.items():
+        if name != COT:
+            export_adapter_bundle(paths[name], CHAINS[name], paths[COT], adapter, generation)
 
 
 def evaluate_run(recipe: Recipe, source: CorpusSource, summary: RunSummary,
