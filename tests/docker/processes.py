@@ -67,6 +67,13 @@ class Nginx:
             time.sleep(0.05)
         raise TimeoutError("nginx did not come up: " + self.error_log.read_text())
 
+    def reload(self) -> None:
+        """`nginx -s reload` as docs/deploy.md gives it: the same config and pid file."""
+        subprocess.run([nginx_binary(), "-s", "reload", "-p", str(self.directory),
+                        "-c", str(self.directory / "nginx.conf"),
+                        "-g", f"pid {self.directory / 'nginx.pid'};"], check=True,
+                       capture_output=True)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGQUIT)  # graceful

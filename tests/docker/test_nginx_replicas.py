@@ -37,6 +37,25 @@ def test_the_rendered_config_passes_nginx_t(tmp_path):
     assert "syntax is ok" in check.stderr
 
 
+def test_with_no_replica_left_nginx_answers_503_with_retry_after_and_survives_a_reload(
+        tmp_path):
+    port = free_port()
+    nginx = Nginx(tmp_path, render_nginx_conf(_upstream_lines([free_port(), free_port()]),
+                                              f"127.0.0.1:{port}"), port)
+    try:
+        nginx.wait_up()
+        for _ in range(2):  # before and after a reload
+            answer = httpx.post(f"{nginx.url}/v1/speech-to-speech", content=b"RIFF")
+            assert answer.status_code == 503
+            assert answer.headers["Retry-After"] == "1"
+            assert answer.json()["error"]["code"] == "engine_busy"
+            nginx.reload()
+            nginx.wait_up()
+    finally:
+        nginx.stop()
+    assert "[emerg]" not in nginx.error_log.read_text()
+
+
 def _active_sessions(replica: ServerProcess) -> float:
     body = httpx.get(f"{replica.url}/metrics", timeout=5).text
     return float(re.search(r"^icot_active_sessions (\S+)$", body, re.M).group(1))
