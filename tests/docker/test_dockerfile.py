@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
@@ -60,3 +61,13 @@ def test_every_copied_path_exists_and_passes_the_build_context_filter():
     for source in sources:
         assert (ROOT / source).exists(), source
         assert source in allowed, f"{source} is filtered out of the build context"
+
+
+def test_the_image_copies_every_module_and_package_the_project_installs():
+    # The editable install in the image needs the sources of everything pyproject.toml names.
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    needed = {f"{module}.py" for module in setuptools.get("py-modules", [])}
+    needed |= {pattern.rstrip("*") for pattern in setuptools["packages"]["find"]["include"]}
+    copied = {s for line in re.findall(r"^COPY (.+)$", DOCKERFILE.read_text(), re.M)
+              for s in line.split()[:-1]}
+    assert needed <= copied, needed - copied
