@@ -79,26 +79,34 @@ class DecodeRunner:
         the result is a view of `tokens`: read it before the next step.
         """
         if not self.use_graphs:
-            self._forward(batch, length)
-            return self._draw(batch, stages)
-        if (batch, length) not in self._forward_graphs:
-            self._forward_graphs[(batch, length)] = self._capture(self._forward, batch, length)
-        random = stages.random
-        if (batch, random) not in self._draw_graphs:
-            stages = Stages(penalty=True, mask=True, random=random)  # the graph serves every row
-            self._draw_graphs[(batch, random)] = self._capture(self._draw, batch, stages)
-        self._forward_graphs[(batch, length)].replay()
-        self._draw_graphs[(batch, random)].replay()
+            self.forward_step(batch, length)
+            return self.draw_step(batch, stages)
+        forward, draw = self._forward_graph(batch, length), self._draw_graph(batch, stages.random)
+        forward.replay()
+        draw.replay()
         return self.tokens[:batch]
 
-    def _forward(self, batch: int, length: int) -> None:
-        """The forward pass into `logits[:batch]` (the draw reads it there)."""
+    def _forward_graph(self, batch: int, length: int) -> torch.cuda.CUDAGraph:
+        if (batch, length) not in self._forward_graphs:
+            self._forward_graphs[(batch, length)] = self._capture(self.forward_step, batch, length)
+        return self._forward_graphs[(batch, length)]
+
+    def _draw_graph(self, batch: int, random: bool) -> torch.cuda.CUDAGraph:
+        """The draw for rows [0, batch) with every stage on (the graph serves any mix of rows);
+        `random` False leaves out the sort and the noise (an all-greedy batch)."""
+        if (batch, random) not in self._draw_graphs:
+            stages = Stages(penalty=True, mask=True, random=random)
+            self._draw_graphs[(batch, random)] = self._capture(self.draw_step, batch, stages)
+        return self._draw_graphs[(batch, random)]
+
+    def forward_step(self, batch: int, length: int) -> None:
+        """The forward pass into `logits[:batch]` (the draw reads it there), eagerly."""
         self.logits[:batch].copy_(
             self.forward.decode(self.tokens[:batch], self.positions[:batch], length)
         )
 
-    def _draw(self, batch: int, stages: Stages) -> torch.Tensor:
-        """Draw from `logits[:batch]`; decoding rows take their token and advance."""
+    def draw_step(self, batch: int, stages: Stages) -> torch.Tensor:
+        """Draw from `logits[:batch]`; decoding rows take their token and advance (eagerly)."""
         positions = self.positions[:batch]
         active = positions < self.scratch  # (B,)
         drawn = self.sampler.sample_rows(self.logits[:batch], active, stages)  # (B,)
@@ -112,13 +120,9 @@ class DecodeRunner:
         if self.use_graphs:
             for batch in reversed(self.batch_sizes):  # largest first: the pool grows once
                 for length in reversed(self.lengths):
-                    if (batch, length) not in self._forward_graphs:
-                        self._forward_graphs[(batch, length)] = self._capture(
-                            self._forward, batch, length)
+                    self._forward_graph(batch, length)
                 for random in (True, False):
-                    if (batch, random) not in self._draw_graphs:
-                        self._draw_graphs[(batch, random)] = self._capture(
-                            self._draw, batch, Stages(penalty=True, mask=True, random=random))
+                    self._draw_graph(batch, random)
         return len(self._forward_graphs) + len(self._draw_graphs)
 
     def _capture(self, function, *args) -> torch.cuda.CUDAGraph:
