@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     engine = engine_for(not args.no_cuda_graphs)
     sync = timing.synchronizer(device)
     sampling = SamplingParams(temperature=0.7, top_p=0.8, repetition_penalty=1.05)
-    codec = build_codec(args.codec, device)
+    codec = attempt(f"codec {args.codec}", lambda: build_codec(args.codec, device), None)
     figures: dict = {"device": describe(device), "args": vars(args)}
 
     bandwidth = timing.copy_bandwidth(device, sync, args.repeats)
