@@ -48,7 +48,8 @@ class ServerSettings:
     page_client_secrets: bool = _option(False, "with an API key: mint a short-lived client "
                                               "secret for every load of the page at / "
                                               "(docs/clients.md)")
-    max_message_bytes: int = _option(1 << 20, "largest WebSocket message accepted")
+    max_message_bytes: int = _option(21 << 20, "largest WebSocket message accepted (21 MiB: "
+                                     "an append of 15 MiB of audio in base64)")
     max_upload_bytes: int = _option(32 << 20, "largest REST request body accepted")
     max_turn_audio_s: float = _option(60.0, "longest user turn (audio seconds)")
     max_session_audio_s: float = _option(1800.0, "most audio one session may send (seconds)")
@@ -58,6 +59,9 @@ class ServerSettings:
     vad_threshold: float = _option(0.5, "default server_vad speech probability threshold")
     vad_prefix_padding_ms: int = _option(300, "default audio kept before detected speech (ms)")
     vad_silence_duration_ms: int = _option(500, "default silence that ends a turn (ms)")
+    transcription_model: str = _option("tiny.en", "input transcription ASR: tiny.en (the "
+                                       "packaged Whisper weights) or a faster-whisper model dir")
+    transcription_device: str = _option("cpu", "device for input transcription: cpu or cuda")
     log_level: str = _option("info", "log level: debug, info, warning or error")
     log_format: str = _option("json", "log format: json (one object a line) or text")
 
@@ -86,6 +90,8 @@ class ServerSettings:
                 f"must be in (0, 1), got {self.vad_threshold}")
         require(self.vad_prefix_padding_ms >= 0, "vad_prefix_padding_ms", "must be ≥ 0")
         require(self.vad_silence_duration_ms > 0, "vad_silence_duration_ms", "must be > 0")
+        require(self.transcription_device in ("cpu", "cuda"), "transcription_device",
+                f"must be cpu or cuda, got {self.transcription_device!r}")
         require(self.log_level in LOG_LEVELS, "log_level",
                 f"must be one of {', '.join(LOG_LEVELS)}")
         require(self.log_format in LOG_FORMATS, "log_format",

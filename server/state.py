@@ -17,6 +17,7 @@ from server.auth import Authenticator
 from server.errors import ErrorCode
 from server.limits import CLOSE_SERVICE_RESTART, SlotPool
 from server.metrics import Metrics
+from server.realtime.transcription import SpeechRecognizer, TranscriptionConfig
 from server.settings import ServerSettings
 from server.vad import SileroVad
 
@@ -36,6 +37,8 @@ class ServerState:
         self.auth = Authenticator(settings.api_key)
         self.slots = SlotPool(runtime.max_slots)
         self.vad = SileroVad()
+        self.recognizer = SpeechRecognizer(TranscriptionConfig(  # loads on first use
+            model=settings.transcription_model, device=settings.transcription_device))
         self.ready = False
         self.failure: str | None = None  # why warm-up failed, if it did
         self.draining = False

@@ -29,6 +29,8 @@ GA_NAMES: dict[str, str] = {
     "response.audio.done": "response.output_audio.done",
     "response.audio_transcript.delta": "response.output_audio_transcript.delta",
     "response.audio_transcript.done": "response.output_audio_transcript.done",
+    "response.text.delta": "response.output_text.delta",
+    "response.text.done": "response.output_text.done",
 }
 GA_ONLY: frozenset[str] = frozenset({"conversation.item.done"})  # not sent to beta clients
 
@@ -53,7 +55,13 @@ def _render_nested(data: dict[str, Any], dialect: Dialect) -> None:
         _render_item(data["item"], dialect)
 
 
-def _format(rate: int, dialect: Dialect) -> Any:
+_BETA_G711 = {"audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
+_ECHOED = ("instructions", "tools", "tool_choice", "temperature")  # same name in both dialects
+
+
+def _format(rate: int, dialect: Dialect, kind: str = "audio/pcm") -> Any:
+    if kind in _BETA_G711:
+        return _BETA_G711[kind] if dialect is Dialect.BETA else {"type": kind}
     if dialect is Dialect.BETA:
         return "pcm16" if rate == DEFAULT_RATE_HZ else {"type": "audio/pcm", "rate": rate}
     return {"type": "audio/pcm", "rate": rate}
@@ -61,18 +69,25 @@ def _format(rate: int, dialect: Dialect) -> Any:
 
 def _render_session(session: dict[str, Any], dialect: Dialect) -> dict[str, Any]:
     turn_detection = session["turn_detection"]
-    common = {"id": session["id"], "object": "realtime.session", "chain": session["chain"]}
+    common = {"id": session["id"], "object": "realtime.session", "chain": session["chain"],
+              **{key: session[key] for key in _ECHOED if session.get(key) is not None}}
+    input_format = _format(session["input_rate"], dialect, session.get("input_format", ""))
+    output_format = _format(session["output_rate"], dialect, session.get("output_format", ""))
+    voice = {"voice": session["voice"]} if session.get("voice") is not None else {}
+    max_tokens = session.get("max_output_tokens")
     if dialect is Dialect.BETA:  # beta's `model` is a closed list of OpenAI names: left out
-        return {**common, "modalities": session["modalities"],
-                "input_audio_format": _format(session["input_rate"], dialect),
-                "output_audio_format": _format(session["output_rate"], dialect),
-                "turn_detection": turn_detection}
+        return {**common, **voice, "modalities": session["modalities"],
+                "input_audio_format": input_format, "output_audio_format": output_format,
+                "input_audio_transcription": session.get("transcription"),
+                "turn_detection": turn_detection,
+                **({"max_response_output_tokens": max_tokens} if max_tokens is not None else {})}
     return {**common, "type": "realtime", "model": session["model"],
             "output_modalities": session["modalities"],
+            **({"max_output_tokens": max_tokens} if max_tokens is not None else {}),
             "audio": {
-                "input": {"format": _format(session["input_rate"], dialect),
-                          "turn_detection": turn_detection},
-                "output": {"format": _format(session["output_rate"], dialect)},
+                "input": {"format": input_format, "turn_detection": turn_detection,
+                          "transcription": session.get("transcription")},
+                "output": {"format": output_format, **voice},
             }}
 
 
@@ -88,8 +103,15 @@ def _render_response(response: dict[str, Any], dialect: Dialect) -> dict[str, An
     return response
 
 
+_GA_CONTENT_TYPES = {"audio": "output_audio", "text": "output_text"}
+
+
 def _render_item(item: dict[str, Any], dialect: Dialect) -> None:
-    """GA names an assistant's audio content `output_audio` (content parts stay `audio`)."""
+    """GA names an assistant's content `output_audio` / `output_text` (content parts stay
+    `audio` / `text`); fields a part does not use are left out."""
     for part in item["content"]:
-        if dialect is Dialect.GA and part["type"] == "audio":
-            part["type"] = "output_audio"
+        for unused in [key for key in ("transcript", "text") if part.get(key) is None]:
+            if not (unused == "transcript" and part["type"] in ("audio", "input_audio")):
+                del part[unused]
+        if dialect is Dialect.GA:
+            part["type"] = _GA_CONTENT_TYPES.get(part["type"], part["type"])

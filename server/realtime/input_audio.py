@@ -3,8 +3,10 @@
 Every way user audio comes in passes here: `append` (input_audio_buffer.append) and `item_audio`
 (conversation.item.create) both check the turn and session limits, count the audio and resample
 it the same way. Appended audio is kept on one timeline (16 kHz samples since the session
-began), so VAD offsets and committed turns line up. With `server_vad` the buffer holds only
-`prefix_padding_ms` while nobody speaks and a whole turn while someone does; `append` returns
+began), so VAD offsets and committed turns line up. With `server_vad` the buffer holds what was
+appended since the last turn (at most `max_turn_s`: the oldest idle audio goes first) and a
+detected turn starts `prefix_padding_ms` before its speech, so a manual commit under server_vad
+commits everything appended since the last turn; `append` returns
 the turn starts and ends it detected (prefix padding + speech, with the item id the turn will
 have) for the session to act on. Without turn detection everything appended stays until commit
 or clear. Synchronous and CPU-bound: the session calls it from a worker thread. No networking.
@@ -82,13 +84,14 @@ class InputAudio:
         self._vad_origin = self._end
         self._turn_start = None
         self._turn_item_id = None
-        self._trim_idle()
+        self._trim_idle(self._max_turn_samples)
 
     def append(self, pcm: bytes) -> list[TurnEvent]:
         """Add PCM16 at the wire rate; return the turn starts and ends detected in it
         (server_vad only). Audio that would make the turn too long (`turn_audio_too_long`) or
         pass the session's budget is refused whole: neither buffered, scored nor counted."""
         incoming = len(pcm) // 2 * MODEL_INPUT_RATE_HZ // self.wire_rate
+        self._trim_idle(self._max_turn_samples - incoming)  # idle audio makes room, not refusals
         if self.buffered_samples + incoming > self._max_turn_samples:
             raise ProtocolError(
                 ErrorCode.TURN_AUDIO_TOO_LONG,
@@ -113,7 +116,7 @@ class InputAudio:
                 assert item_id is not None  # a VadStream ends only speech it started
                 events.append(TurnEnded(audio_end_ms=_ms(end), item_id=item_id,
                                         samples=self._take(end)))
-        self._trim_idle()
+        self._trim_idle(self._max_turn_samples)
         return events
 
     def item_audio(self, pcm: bytes) -> np.ndarray:
@@ -166,11 +169,11 @@ class InputAudio:
         self._turn_start = None
         return turn
 
-    def _trim_idle(self) -> None:
-        """While nobody speaks, keep only the prefix padding the next turn may need."""
+    def _trim_idle(self, keep: int) -> None:
+        """While nobody speaks (server_vad), keep at most the newest `keep` samples."""
         if self._vad is None or self._vad.speaking:
             return
-        keep = _samples(self._vad.config.prefix_padding_ms)
+        keep = max(keep, 0)
         if self.buffered_samples > keep:
             audio = np.concatenate(self._chunks)
             self._chunks = [audio[audio.size - keep:]] if keep else []

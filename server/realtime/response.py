@@ -1,11 +1,15 @@
-"""One realtime response: drive `Conversation.respond` and turn its events into server events.
+"""One realtime response: drive the conversation's turn and turn its events into server events.
 
-The response streams as the runtime generates: reply text as `response.audio_transcript.delta`,
-PCM as `response.audio.delta` the moment the streaming decoder yields it (resampled to the wire
-rate), and for A-T-T-A the user's transcript as input-transcription events. Cancelling the task
+A response answers the pending user audio (`Conversation.respond`) or, when there is none, the
+pending typed words or the conversation alone (`Conversation.respond_typed`, a greeting). It
+streams as the runtime generates: reply text as `response.audio_transcript.delta`, audio as
+`response.audio.delta` the moment the streaming decoder yields it (resampled to the wire rate,
+G.711-encoded when the session asks), and for A-T-T-A the user's transcript as
+input-transcription events. With output modality `["text"]` the reply text comes as
+`response.text.delta` and generation stops where the speech would begin. Cancelling the task
 that runs `run` stops generation at once (the runtime iterator is closed) and still sends the
-closing events and `response.done` with status `cancelled`. Knows no WebSocket: it only calls
-`emit`.
+closing events and `response.done` with status `cancelled`; usage is reported either way.
+Knows no WebSocket: it only calls `emit`.
 """
 
 from __future__ import annotations
@@ -24,10 +28,13 @@ from model.audio import MODEL_INPUT_RATE_HZ, StreamResampler, float_to_pcm16
 from model.engine import EngineBusy
 from model.parser import ReplyTextDelta, UserTranscriptDelta
 from model.template import PromptTooLongError
-from model.turn import ReplyAudio, TurnDone
+from model.turn import ReplyAudio, TokenTally, TurnDone
 from server.errors import ErrorCode, new_id
 from server.metrics import Metrics
 from server.realtime import server_events as out
+from server.realtime.client_events import AudioFormat
+from server.realtime.usage import response_usage, status_details
+from server.realtime.wire_audio import from_pcm16
 
 if TYPE_CHECKING:
     from model.conversation import Conversation
@@ -40,23 +47,38 @@ CancelReason = str  # "turn_detected" | "client_cancelled" | "server_shutting_do
 class ResponseRun:
     """State of one response; `run` is its task. `cancel_reason` is set before cancelling."""
 
-    def __init__(self, *, conversation: Conversation, samples: np.ndarray, chain: str | None,
-                 user_item: out.Item, conversation_id: str, output_rate: int, codec_rate: int,
-                 emit: Emit, metrics: Metrics) -> None:
+    def __init__(self, *, conversation: Conversation, samples: np.ndarray | None, text: str,
+                 chain: str | None, user_item: out.Item | None, previous_item_id: str | None,
+                 conversation_id: str, output_format: AudioFormat, modalities: tuple[str, ...],
+                 metadata: dict[str, str] | None, codec_rate: int, emit: Emit,
+                 metrics: Metrics) -> None:
+        """samples: the pending user audio, (T,) float32 at 16 kHz, or None to answer `text`
+        (typed words; "" answers from the conversation alone). user_item: the last pending user
+        item (None for a greeting)."""
         self.conversation = conversation
-        self.samples = samples  # (T,) float32 at 16 kHz: the user's turn
+        self.samples = samples
+        self.text = text
         self.chain = chain
         self.user_item = user_item
+        self.previous_item_id = previous_item_id
         self.emit = emit
         self.metrics = metrics
         self.id = new_id("resp")
+        self.text_only = modalities == ("text",)
+        part = (out.ContentPart(type="text", text="") if self.text_only
+                else out.ContentPart(type="audio", transcript=""))
         self.item = out.Item(id=new_id("item"), status="in_progress", role="assistant",
-                             content=[out.ContentPart(type="audio", transcript="")])
+                             content=[part])
         self.response = out.Response(id=self.id, status="in_progress",
-                                     conversation_id=conversation_id, modalities=["audio"],
-                                     output_rate=output_rate)
-        self.output_rate = output_rate
-        self._resampler = StreamResampler(codec_rate, output_rate)
+                                     conversation_id=conversation_id,
+                                     modalities=list(modalities), metadata=metadata,
+                                     output_rate=output_format.rate)
+        self.output_format = output_format
+        self.output_rate = output_format.rate
+        self.history_index = len(conversation.history)  # where the turn will be kept
+        self.tally = TokenTally()
+        self.first_audio_or_end = asyncio.Event()  # input transcription waits for this
+        self._resampler = StreamResampler(codec_rate, output_format.rate)
         self.cancel_reason: CancelReason = "client_cancelled"
         self.audio_samples_sent = 0  # at output_rate
         self._text: list[str] = []
@@ -79,17 +101,23 @@ class ResponseRun:
         try:
             await self.emit(out.ResponseCreated(response=self.response))
             await self.emit(out.OutputItemAdded(response_id=self.id, item=self.item))
-            await self.emit(out.ItemCreated(previous_item_id=self.user_item.id, item=self.item))
+            await self.emit(out.ItemCreated(previous_item_id=self.previous_item_id,
+                                            item=self.item))
             await self.emit(out.ContentPartAdded(**self.part(), part=self.item.content[0]))
             done: TurnDone | None = None
-            events = self.conversation.respond(self.samples, MODEL_INPUT_RATE_HZ, chain=self.chain)
-            async with aclosing(events) as stream:
+            async with aclosing(self._turn()) as stream:
                 async for event in stream:
                     self._engine_started()
                     if isinstance(event, TurnDone):
                         done = event
+                    elif self.text_only and isinstance(event, ReplyAudio):
+                        break  # the reply text is complete where its speech begins
                     else:
                         await self._on_event(event)
+            if done is None and self.text_only:
+                self.conversation.truncate_last_reply(0, self.history_index)  # text, no speech
+                await self._finish("completed", None, done=None)
+                return
             if done is None:
                 raise RuntimeError("the runtime's reply ended without TurnDone")
             await self._finish(*_status_of(done), done=done)
@@ -109,6 +137,12 @@ class ResponseRun:
         finally:
             self._engine_started()
 
+    def _turn(self):
+        if self.samples is not None:
+            return self.conversation.respond(self.samples, MODEL_INPUT_RATE_HZ,
+                                             chain=self.chain, tally=self.tally)
+        return self.conversation.respond_typed(self.text, tally=self.tally)
+
     def _engine_started(self) -> None:
         if self._waiting_for_engine:
             self._waiting_for_engine = False
@@ -119,13 +153,15 @@ class ResponseRun:
             if self._transcript is None:
                 self._transcript = []
             self._transcript.append(event.text)
-            await self.emit(out.InputTranscriptionDelta(item_id=self.user_item.id,
-                                                        delta=event.text))
+            if self.user_item is not None:
+                await self.emit(out.InputTranscriptionDelta(item_id=self.user_item.id,
+                                                            delta=event.text))
             return
         await self._complete_transcript(None)
         if isinstance(event, ReplyTextDelta):
             self._text.append(event.text)
-            await self.emit(out.OutputAudioTranscriptDelta(**self.part(), delta=event.text))
+            kind = out.OutputTextDelta if self.text_only else out.OutputAudioTranscriptDelta
+            await self.emit(kind(**self.part(), delta=event.text))
         elif isinstance(event, ReplyAudio):
             if event.sample_rate != self._resampler.from_rate:
                 raise ValueError(f"runtime sent {event.sample_rate} Hz audio, expected "
@@ -139,14 +175,17 @@ class ResponseRun:
             self._first_audio_s = time.perf_counter()
             self.metrics.ttfa_seconds.labels(endpoint="realtime").observe(
                 self._first_audio_s - self._started_s)
-        delta = base64.b64encode(float_to_pcm16(samples)).decode("ascii")
+        wire = from_pcm16(float_to_pcm16(samples), self.output_format)
+        delta = base64.b64encode(wire).decode("ascii")
+        self.first_audio_or_end.set()
         self.audio_samples_sent += samples.size
         self.metrics.audio_out_seconds.inc(samples.size / self.output_rate)
         await self.emit(out.AudioDelta(**self.part(), delta=delta))
 
     async def _complete_transcript(self, final: str | None) -> None:
         """A-T-T-A: the user's transcript is complete once the reply starts (or the turn ends)."""
-        if self._transcript_done or (self._transcript is None and final is None):
+        if (self._transcript_done or self.user_item is None or self.samples is None
+                or (self._transcript is None and final is None)):
             return
         self._transcript_done = True
         transcript = final if final is not None else "".join(self._transcript or [])
@@ -158,28 +197,26 @@ class ResponseRun:
 
     async def _finish(self, status: str, reason: str | None, *, done: TurnDone | None,
                       error: ErrorCode | None = None, message: str = "") -> None:
-        if status != "cancelled" and status != "failed":
+        if status != "cancelled" and status != "failed" and not self.text_only:
             await self._send_audio(self._resampler.flush())
+        self.first_audio_or_end.set()
         if done is not None:
             await self._complete_transcript(done.user_transcript)
             self._record_speed(done)
-        text = done.reply_text if done is not None else "".join(self._text)
+        text = done.reply_text if done is not None else "".join(self._text).strip()
         self.item.status = "completed" if status == "completed" else "incomplete"
-        self.item.content[0].transcript = text
-        await self.emit(out.AudioDone(**self.part()))
-        await self.emit(out.OutputAudioTranscriptDone(**self.part(), transcript=text))
+        if self.text_only:
+            self.item.content[0].text = text
+            await self.emit(out.OutputTextDone(**self.part(), text=text))
+        else:
+            self.item.content[0].transcript = text
+            await self.emit(out.AudioDone(**self.part()))
+            await self.emit(out.OutputAudioTranscriptDone(**self.part(), transcript=text))
         await self.emit(out.ContentPartDone(**self.part(), part=self.item.content[0]))
         await self.emit(out.OutputItemDone(response_id=self.id, item=self.item))
-        await self.emit(out.ItemDone(previous_item_id=self.user_item.id, item=self.item))
-        details = out.ResponseStatusDetails(
-            type=status, reason=reason,
-            error={"type": "server_error", "code": error.value, "message": message}
-            if error else None)
-        usage = (out.Usage(input_tokens=done.input_tokens, output_tokens=done.output_tokens,
-                           total_tokens=done.input_tokens + done.output_tokens,
-                           input_token_details=out.InputTokenDetails(
-                           cached_tokens=done.cached_input_tokens))
-                 if done is not None else None)
+        await self.emit(out.ItemDone(previous_item_id=self.previous_item_id, item=self.item))
+        details = status_details(status, reason, error, message)
+        usage = response_usage(self.tally)
         self.response = self.response.model_copy(update={
             "status": status, "status_details": details, "output": [self.item], "usage": usage})
         self.metrics.responses.labels(status=status).inc()

@@ -7,19 +7,29 @@ Builds nothing by itself: the session and the response runner fill them in.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from server.errors import SERVER_SIDE_CODES, ErrorCode, ProtocolError, new_id
-from server.realtime.client_events import DEFAULT_RATE_HZ, Modalities, TurnDetection
+from server.realtime.client_events import (
+    DEFAULT_RATE_HZ,
+    Modalities,
+    Transcription,
+    TurnDetection,
+)
 
 
 class ContentPart(BaseModel):
-    """One content part of an item. `type` uses beta names; `render` maps them for GA."""
+    """One content part of an item. `type` uses beta names; `render` maps them for GA.
 
-    type: Literal["input_audio", "audio"]
+    input_audio / input_text: what the user said or typed (`transcript` / `text`); audio: the
+    assistant's speech with its text as `transcript`; text: a text-only reply.
+    """
+
+    type: Literal["input_audio", "input_text", "audio", "text"]
     transcript: str | None = None
+    text: str | None = None
 
 
 class Item(BaseModel):
@@ -27,25 +37,42 @@ class Item(BaseModel):
     object: Literal["realtime.item"] = "realtime.item"
     type: Literal["message"] = "message"
     status: Literal["completed", "incomplete", "in_progress"]
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "system"]
     content: list[ContentPart]
+
+
+# The reasons OpenAI's types allow: cancelled → turn_detected | client_cancelled; incomplete →
+# max_output_tokens | content_filter. Anything else (a drain, malformed speech) goes in `error`.
+StatusReason = Literal["turn_detected", "client_cancelled", "max_output_tokens", "content_filter"]
 
 
 class ResponseStatusDetails(BaseModel):
     type: Literal["completed", "cancelled", "incomplete", "failed"]
-    reason: str | None = None
+    reason: StatusReason | None = None
     error: dict[str, str] | None = None
 
 
-class InputTokenDetails(BaseModel):
+class TokenSplit(BaseModel):
+    """Tokens by kind: text tokens and speech-unit (audio) tokens; this server has no images."""
+
+    text_tokens: int
+    audio_tokens: int
+    image_tokens: int = 0
+
+
+class InputTokenDetails(TokenSplit):
     cached_tokens: int  # prompt tokens an engine slot still held from earlier work
+    cached_tokens_details: TokenSplit
 
 
 class Usage(BaseModel):
+    """OpenAI's response usage: input (cached included) and output tokens, split text/audio."""
+
     total_tokens: int
     input_tokens: int
     output_tokens: int
     input_token_details: InputTokenDetails
+    output_token_details: TokenSplit
 
 
 class Response(BaseModel):
@@ -55,6 +82,7 @@ class Response(BaseModel):
     status_details: ResponseStatusDetails | None = None
     output: list[Item] = Field(default_factory=list)
     usage: Usage | None = None
+    metadata: dict[str, str] | None = None  # the client's response.create metadata, echoed
     conversation_id: str
     modalities: Modalities
     output_rate: int = DEFAULT_RATE_HZ  # rendered as output_audio_format / audio.output.format
@@ -70,6 +98,16 @@ class SessionState(BaseModel):
     input_rate: int
     output_rate: int
     turn_detection: TurnDetection | None
+    input_format: str = "audio/pcm"  # or audio/pcmu, audio/pcma (G.711, 8 kHz)
+    output_format: str = "audio/pcm"
+    transcription: Transcription | None = None  # input transcription, when asked for
+    # accepted and echoed as the client set them (None: never set, left out)
+    instructions: str | None = None
+    voice: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    temperature: float | None = None
+    max_output_tokens: int | Literal["inf"] | None = None
 
 
 class TranscriptionUsage(BaseModel):
@@ -182,6 +220,19 @@ class InputTranscriptionCompleted(_ServerEvent):
     usage: TranscriptionUsage
 
 
+class InputTranscriptionFailed(_ServerEvent):
+    type: Literal["conversation.item.input_audio_transcription.failed"] = (
+        "conversation.item.input_audio_transcription.failed")
+    item_id: str
+    content_index: int = 0
+    error: dict[str, str]  # {"type", "code", "message"}
+
+
+class ItemRetrieved(_ServerEvent):
+    type: Literal["conversation.item.retrieved"] = "conversation.item.retrieved"
+    item: Item
+
+
 class ResponseCreated(_ServerEvent):
     type: Literal["response.created"] = "response.created"
     response: Response
@@ -246,10 +297,23 @@ class OutputAudioTranscriptDone(_PartEvent):
     transcript: str
 
 
+class OutputTextDelta(_PartEvent):
+    """A piece of a text-only reply (output modality `["text"]`)."""
+
+    type: Literal["response.text.delta"] = "response.text.delta"
+    delta: str
+
+
+class OutputTextDone(_PartEvent):
+    type: Literal["response.text.done"] = "response.text.done"
+    text: str
+
+
 ServerEvent = (
     ErrorEvent | SessionCreated | SessionUpdated | SpeechStarted | SpeechStopped
     | BufferCommitted | BufferCleared | ItemCreated | ItemDone | ItemTruncated | ItemDeleted
     | InputTranscriptionDelta | InputTranscriptionCompleted | ResponseCreated | ResponseDone
     | OutputItemAdded | OutputItemDone | ContentPartAdded | ContentPartDone | AudioDelta
     | AudioDone | OutputAudioTranscriptDelta | OutputAudioTranscriptDone
+    | InputTranscriptionFailed | ItemRetrieved | OutputTextDelta | OutputTextDone
 )

@@ -5,7 +5,9 @@ at a time; the input path (input_audio.py) turns audio into turns, the item ledg
 keeps the conversation items, and the response runner (response.py) streams a reply. Every client
 event is handled in arrival order; a bad one gets an `error` event and the session goes on.
 Speech while a response plays cancels it (barge-in); a disconnect cancels generation at once.
-The model is reached only through the runtime's `Conversation` (respond / truncate_last_reply).
+The model is reached only through the runtime's `Conversation`; `session.update` goes through
+session_options.py, wire formats through wire_audio.py, input transcription through
+input_transcripts.py.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from model.chain import Chain
 from server import logs
 from server.errors import ErrorCode, ProtocolError, new_id
 from server.limits import CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, AudioBudget
 from server.realtime import server_events as out
 from server.realtime.client_events import (
-    DEFAULT_RATE_HZ,
     ConversationItemCreate,
     ConversationItemDelete,
+    ConversationItemRetrieve,
     ConversationItemTruncate,
     InputAudioBufferAppend,
     InputAudioBufferClear,
@@ -37,9 +40,12 @@ from server.realtime.client_events import (
 from server.realtime.client_parsing import parse_client_event
 from server.realtime.dialect import Dialect, render
 from server.realtime.input_audio import InputAudio, TurnEnded, TurnEvent, TurnStarted
+from server.realtime.input_transcripts import InputTranscripts
 from server.realtime.items import ItemLedger
 from server.realtime.response import ResponseRun
+from server.realtime.session_options import SessionOptions, output_modalities
 from server.realtime.turn_settings import TurnSettings
+from server.realtime.wire_audio import to_pcm16
 from server.vad import VadConfig
 
 if TYPE_CHECKING:
@@ -59,15 +65,15 @@ class RealtimeSession:
         self.id = new_id("sess")
         self.conversation = state.runtime.new_conversation()
         self.conversation_id = new_id("conv")
-        self.chain = str(state.runtime.chain)
-        self.input_rate = DEFAULT_RATE_HZ
-        self.output_rate = DEFAULT_RATE_HZ
         self.vad_defaults = VadConfig(
             threshold=self.settings.vad_threshold,
             prefix_padding_ms=self.settings.vad_prefix_padding_ms,
             silence_duration_ms=self.settings.vad_silence_duration_ms)
-        self.turns = TurnSettings(vad=self.vad_defaults)
-        self.input = InputAudio(state.vad, wire_rate=self.input_rate, vad_config=self.turns.vad,
+        self.options = SessionOptions(chain=str(state.runtime.chain),
+                                      turns=TurnSettings(vad=self.vad_defaults))
+        self.transcripts = InputTranscripts(lambda: state.recognizer, self.emit)
+        self.input = InputAudio(state.vad, wire_rate=self.options.input_format.rate,
+                                vad_config=self.options.turns.vad,
                                 max_turn_s=self.settings.max_turn_audio_s,
                                 budget=AudioBudget(self.settings.max_session_audio_s),
                                 metrics=state.metrics)
@@ -86,11 +92,16 @@ class RealtimeSession:
             ConversationItemCreate: self._item_create,
             ConversationItemTruncate: self._item_truncate,
             ConversationItemDelete: self._item_delete,
+            ConversationItemRetrieve: self._item_retrieve,
         }
 
     @property
     def responding(self) -> bool:
         return self.response is not None
+
+    @property
+    def turns(self) -> TurnSettings:
+        return self.options.turns
 
     # ------------------------------------------------------------ lifecycle
 
@@ -108,6 +119,7 @@ class RealtimeSession:
         finally:
             self._closed = True  # nothing more can be sent: cancel without notifying
             await self._cancel_response("client_disconnected")
+            await self.transcripts.close()
             self.state.metrics.active_sessions.dec()
             log.info("session closed",
                      extra={"audio_in_s": round(self.input.budget.used_s, 2)})
@@ -184,42 +196,23 @@ class RealtimeSession:
         await self.emit(out.ErrorEvent.of(exc))
 
     def _session_state(self) -> out.SessionState:
-        return out.SessionState(id=self.id, model=self.state.model_name, chain=self.chain,
-                                modalities=["audio"], input_rate=self.input_rate,
-                                output_rate=self.output_rate, turn_detection=self.turns.wire())
+        return self.options.state(self.id, self.state.model_name)
 
     async def _session_update(self, event: SessionUpdate) -> None:
         """Validate the whole update first, then apply it, so a refused update changes nothing."""
-        config = event.session
-        modalities = config.requested_modalities()
-        if modalities is not None and "audio" not in modalities:
-            raise ProtocolError(ErrorCode.UNSUPPORTED_VALUE,
-                                "this model always answers in audio (with its transcript); "
-                                "include \"audio\" in the modalities",
-                                param="session.modalities")
-        if config.chain is not None and config.chain not in self.state.runtime.chains:
-            raise ProtocolError(ErrorCode.UNSUPPORTED_VALUE,
-                                f"chain {config.chain!r} is not available; this bundle offers "
-                                + ", ".join(self.state.runtime.chains), param="session.chain")
-        turns = self.turns
-        if config.turn_detection_given():
-            turns = self.turns.updated(config.new_turn_detection(), self.vad_defaults)
-        if config.type == "realtime":
+        options = self.options.updated(event.session, chains=self.state.runtime.chains,
+                                       vad_defaults=self.vad_defaults)
+        if event.session.type == "realtime":
             self.dialect = Dialect.GA
-        if config.chain is not None:
-            self.chain = config.chain
-        if (fmt := config.input_format()) is not None:
-            self.input_rate = fmt.rate
-            self.input.set_wire_rate(fmt.rate)
-        if (fmt := config.output_format()) is not None:
-            self.output_rate = fmt.rate
-        if turns.vad != self.turns.vad:
-            self.input.set_turn_detection(turns.vad)
-        self.turns = turns
+        self.input.set_wire_rate(options.input_format.rate)
+        if options.turns.vad != self.turns.vad:
+            self.input.set_turn_detection(options.turns.vad)
+        self.options = options
         await self.emit(out.SessionUpdated(session=self._session_state()))
 
     async def _append(self, event: InputAudioBufferAppend) -> None:
-        for turn in await asyncio.to_thread(self.input.append, event.audio):
+        pcm = to_pcm16(event.audio, self.options.input_format)
+        for turn in await asyncio.to_thread(self.input.append, pcm):
             await self._on_turn(turn)
 
     async def _commit_buffer(self, event: InputAudioBufferCommit) -> None:
@@ -235,43 +228,57 @@ class RealtimeSession:
             raise ProtocolError(ErrorCode.RESPONSE_ACTIVE,
                                 f"response {self.response.id} is still in progress; cancel it "
                                 "or wait for response.done")
+        modalities = self.options.modalities
         if params is not None:
-            modalities = params.requested_modalities()
-            if modalities is not None and "audio" not in modalities:
-                raise ProtocolError(ErrorCode.UNSUPPORTED_VALUE,
-                                    "this model always answers in audio; include \"audio\"",
-                                    param="response.modalities")
+            modalities = output_modalities(params.requested_modalities(), modalities,
+                                           "response.output_modalities")
             if params.conversation not in (None, "auto"):
                 raise ProtocolError(ErrorCode.UNSUPPORTED_VALUE,
                                     "out-of-band responses are not supported; use "
                                     "conversation \"auto\"", param="response.conversation")
-        await self._start_response()
+        await self._start_response(modalities, params.metadata if params else None)
 
     async def _response_cancel(self, event: ResponseCancel) -> None:
         if self.response is None or event.response_id not in (None, self.response.id):
             raise ProtocolError(ErrorCode.NO_ACTIVE_RESPONSE,
-                                "there is no response in progress to cancel"
+                                "Cancellation failed: no active response found"
                                 if self.response is None else
-                                f"response {event.response_id} is not in progress",
-                                param="response_id" if event.response_id else None)
+                                f"Cancellation failed: response {event.response_id} is not "
+                                "in progress", param="response_id" if event.response_id else None)
         await self._cancel_response("client_cancelled")
 
     async def _item_create(self, event: ConversationItemCreate) -> None:
-        pcm = self.items.check_create(event)
+        new = self.items.check_create(event)
+        item_id = event.item.id or new_id("item")
+        if new.audio is None:
+            item, previous = self.items.add_text(item_id, new.role, new.text)
+            await self.emit(out.ItemCreated(previous_item_id=previous, item=item))
+            await self.emit(out.ItemDone(previous_item_id=previous, item=item))
+            return
+        pcm = to_pcm16(new.audio, self.options.input_format)
         samples = await asyncio.to_thread(self.input.item_audio, pcm)
-        await self._add_user_item(samples, event.item.id or new_id("item"), committed=False)
+        await self._add_user_item(samples, item_id, committed=False)
 
     async def _item_truncate(self, event: ConversationItemTruncate) -> None:
         run = self.items.truncatable(event)
         if self.response is run:
             await self._cancel_response("client_cancelled")
-        self.conversation.truncate_last_reply(event.audio_end_ms)
+        if run.history_index < len(self.conversation.history):  # a failed reply kept nothing
+            self.conversation.truncate_last_reply(event.audio_end_ms, run.history_index)
         await self.emit(out.ItemTruncated(item_id=event.item_id, content_index=0,
                                           audio_end_ms=event.audio_end_ms))
 
     async def _item_delete(self, event: ConversationItemDelete) -> None:
-        self.items.delete(event.item_id)
+        run = self.items.delete(event.item_id)
+        if run is not None:
+            if self.response is run:
+                await self._cancel_response("client_cancelled")
+            if run.history_index < len(self.conversation.history):
+                self.conversation.forget_reply(run.history_index)
         await self.emit(out.ItemDeleted(item_id=event.item_id))
+
+    async def _item_retrieve(self, event: ConversationItemRetrieve) -> None:
+        await self.emit(out.ItemRetrieved(item=self.items.get(event.item_id)))
 
     # ------------------------------------------------------------ turns and responses
 
@@ -306,19 +313,28 @@ class RealtimeSession:
             await self.emit(out.BufferCommitted(item_id=item_id, previous_item_id=previous))
         await self.emit(out.ItemCreated(previous_item_id=previous, item=item))
         await self.emit(out.ItemDone(previous_item_id=previous, item=item))
+        own_transcript = Chain(self.options.chain).emits_transcript  # A-T-T-A writes its own
+        if self.options.transcription is not None and not own_transcript:
+            self.transcripts.submit(item, samples)
 
-    async def _start_response(self) -> None:
+    async def _start_response(self, modalities: tuple[str, ...] | None = None,
+                              metadata: dict[str, str] | None = None) -> None:
         if self.state.draining:
             raise ProtocolError(ErrorCode.SHUTTING_DOWN,
                                 "the server is shutting down and starts no new responses")
         pending = self.items.take_pending()
-        default_chain = self.chain == str(self.state.runtime.chain)
+        chain = self.options.chain
         run = ResponseRun(conversation=self.conversation, samples=pending.samples,
-                          chain=None if default_chain else self.chain,
-                          user_item=pending.user_item, conversation_id=self.conversation_id,
-                          output_rate=self.output_rate,
+                          text=pending.text,
+                          chain=None if chain == str(self.state.runtime.chain) else chain,
+                          user_item=pending.user_item, previous_item_id=pending.previous_item_id,
+                          conversation_id=self.conversation_id,
+                          output_format=self.options.output_format,
+                          modalities=modalities or self.options.modalities, metadata=metadata,
                           codec_rate=self.state.runtime.sample_rate, emit=self.emit,
                           metrics=self.state.metrics)
+        if pending.user_item is not None:
+            self.transcripts.answered_by(pending.item_ids, run.first_audio_or_end)
         self.items.add_reply(run)
         self.response = run
         self._response_task = asyncio.create_task(self._run_response(run))

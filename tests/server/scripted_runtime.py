@@ -19,7 +19,7 @@ import numpy as np
 
 from model.engine import EngineBusy
 from model.parser import ReplyTextDelta, UserTranscriptDelta
-from model.turn import ReplyAudio, TurnDone, TurnTimings
+from model.turn import ReplyAudio, TokenTally, TurnDone, TurnTimings
 
 CODEC_RATE_HZ = 16_000
 CHUNK_SAMPLES = 1_600  # 100 ms of reply audio per ReplyAudio
@@ -31,6 +31,8 @@ class Record:
     """What the server did to the runtime, for assertions."""
 
     inputs: list[np.ndarray] = field(default_factory=list)  # user audio per respond(), 16 kHz
+    typed: list[str] = field(default_factory=list)  # words per respond_typed() ("": greeting)
+    forgotten: list[int] = field(default_factory=list)  # history indices of deleted replies
     chains: list[str | None] = field(default_factory=list)
     cancelled: int = 0
     completed: int = 0
@@ -76,15 +78,27 @@ class ScriptedConversation:
     def __init__(self, runtime: ScriptedRuntime) -> None:
         self.runtime = runtime
         self.turns = 0
+        self.history: list[str] = []  # one entry per reply, kept as the real conversation does
 
-    async def respond(self, samples: np.ndarray, sample_rate: int, *,
-                      chain: str | None = None) -> AsyncIterator[object]:
+    def respond(self, samples: np.ndarray, sample_rate: int, *, chain: str | None = None,
+                tally: TokenTally | None = None) -> AsyncIterator[object]:
+        self.runtime.record.inputs.append(np.asarray(samples).copy())
+        return self._reply(samples.size // 320, chain, tally or TokenTally())
+
+    def respond_typed(self, text: str, *, tally: TokenTally | None = None
+                      ) -> AsyncIterator[object]:
+        self.runtime.record.typed.append(text)
+        return self._reply(0, None, tally or TokenTally())
+
+    async def _reply(self, input_audio_tokens: int, chain: str | None,
+                     tally: TokenTally) -> AsyncIterator[object]:
         rt = self.runtime
         if rt._active >= rt.max_slots:
             raise EngineBusy("every slot is taken")
         rt._active += 1
-        rt.record.inputs.append(np.asarray(samples).copy())
         rt.record.chains.append(chain)
+        tally.input_tokens = input_audio_tokens + 40  # the instruction's text tokens
+        tally.input_audio_tokens = input_audio_tokens
         started = time.perf_counter()
         finished = False
         try:
@@ -96,11 +110,14 @@ class ScriptedConversation:
                     yield UserTranscriptDelta(text=word + " ")
             words = rt.reply.split()
             for i, word in enumerate(words):
+                tally.output_tokens += 1
                 yield ReplyTextDelta(text=word if i == len(words) - 1 else word + " ")
             first_audio_ms = None
             for start in range(0, rt.reply_audio.size, CHUNK_SAMPLES):
                 if first_audio_ms is None:
                     first_audio_ms = 1000 * (time.perf_counter() - started)
+                tally.output_tokens += 1
+                tally.output_audio_tokens += 1
                 yield ReplyAudio(samples=rt.reply_audio[start:start + CHUNK_SAMPLES],
                                  sample_rate=CODEC_RATE_HZ)
                 await asyncio.sleep(rt.chunk_delay_s)
@@ -112,19 +129,23 @@ class ScriptedConversation:
                            reply_text=rt.reply, timings=TurnTimings(
                                prefill_ms=1000 * rt.first_delay_s, first_text_ms=None,
                                first_audio_ms=first_audio_ms, total_ms=total_ms),
-                           input_tokens=samples.size // 320, cached_input_tokens=0,
-                           output_tokens=len(words) + 50,
-                           audio_seconds=rt.reply_audio.size / CODEC_RATE_HZ)
+                           input_tokens=tally.input_tokens, cached_input_tokens=0,
+                           output_tokens=tally.output_tokens,
+                           audio_seconds=rt.reply_audio.size / CODEC_RATE_HZ, tokens=tally)
         finally:
             if not finished:
                 rt.record.cancelled += 1
+            self.history.append(rt.reply)
             rt._active -= 1
 
     def reset(self) -> None:
         self.runtime.record.resets += 1
         self.turns = 0
 
-    def truncate_last_reply(self, audio_end_ms: int) -> None:
+    def truncate_last_reply(self, audio_end_ms: int, index: int = -1) -> None:
         if self.runtime.fail_truncate:
             raise RuntimeError("injected fault")
         self.runtime.record.truncations.append(audio_end_ms)
+
+    def forget_reply(self, index: int) -> None:
+        self.runtime.record.forgotten.append(index)

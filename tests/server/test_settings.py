@@ -20,7 +20,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def test_defaults_are_the_documented_limits():
     s = ServerSettings()
     assert (s.bundle, s.host, s.port) == (Path("checkpoints/demo"), "127.0.0.1", 8000)
-    assert s.max_message_bytes == 1 << 20
+    assert s.max_message_bytes == 21 << 20  # an append of 15 MiB of audio, base64
     assert (s.max_turn_audio_s, s.max_session_audio_s, s.idle_timeout_s) == (60, 1800, 300)
     assert s.api_key is None
 

@@ -10,7 +10,7 @@ import pytest
 
 from server.errors import ErrorCode, ProtocolError
 from server.realtime.client_events import ConversationItemCreate, ConversationItemTruncate
-from server.realtime.items import ItemLedger
+from server.realtime.items import ItemLedger, NewItem
 
 PCM = b"\x01\x00\xff\x7f" * 8
 
@@ -42,17 +42,50 @@ def test_user_items_chain_in_order_and_pending_audio_is_taken_once():
     pending = ledger.take_pending()
     assert pending.user_item is second
     np.testing.assert_array_equal(pending.samples, np.r_[samples(0.1), samples(0.2, 2)])
-    assert refused(ledger.take_pending).code is ErrorCode.NO_INPUT_AUDIO
+    again = ledger.take_pending()  # nothing left: a reply from the conversation alone
+    assert again.samples is None and again.text == "" and again.user_item is None
+    assert again.previous_item_id == "item_2"
 
 
 def test_create_returns_the_audio_of_an_acceptable_item():
-    assert ItemLedger().check_create(create()) == PCM
+    assert ItemLedger().check_create(create()) == NewItem(role="user", audio=PCM, text="")
+
+
+@pytest.mark.parametrize("role", ["user", "system"])
+def test_typed_words_are_items_and_user_words_wait_for_a_reply(role):
+    ledger = ItemLedger()
+    new = ledger.check_create(create(role, content=[{"type": "input_text", "text": "hello"},
+                                                     {"type": "input_text", "text": "there"}]))
+    assert new == NewItem(role=role, audio=None, text="hello there")
+    item, previous = ledger.add_text("item_t", role, new.text)
+    assert previous is None and item.content[0].type == "input_text"
+    pending = ledger.take_pending()
+    assert pending.samples is None
+    assert pending.text == ("hello there" if role == "user" else "")
+
+
+def test_pending_audio_wins_over_typed_words():
+    ledger = ItemLedger()
+    ledger.add_text("item_t", "user", "hello")
+    ledger.add_user("item_a", samples(0.3))
+    pending = ledger.take_pending()
+    assert pending.samples is not None and pending.item_ids == ["item_t", "item_a"]
+
+
+def test_root_places_the_first_item_only():
+    ledger = ItemLedger()
+    assert ledger.check_create(create(previous="root")).role == "user"
+    ledger.add_user("item_0", samples(0.0))
+    assert refused(ledger.check_create, create(previous="root")).code is (
+        ErrorCode.ITEM_NOT_EDITABLE)
 
 
 @pytest.mark.parametrize("event, code, param", [
     (create("assistant"), ErrorCode.UNSUPPORTED_VALUE, "item.role"),
-    (create(content=[{"type": "input_text", "text": "hi"}]), ErrorCode.UNSUPPORTED_VALUE,
-     "item.content"),
+    (create(content=[{"type": "input_image", "image_url": "data:,"}]),
+     ErrorCode.UNSUPPORTED_VALUE, "item.content"),
+    (create("system", content=[{"type": "input_audio", "audio": "AAAA"}]),
+     ErrorCode.UNSUPPORTED_VALUE, "item.content"),
     (create(item_id="item_1"), ErrorCode.INVALID_VALUE, "item.id"),
     (create(previous="item_0"), ErrorCode.ITEM_NOT_EDITABLE, "previous_item_id"),
     (create(previous="item_x"), ErrorCode.ITEM_NOT_FOUND, "previous_item_id"),
@@ -65,7 +98,7 @@ def test_create_refuses_what_the_model_cannot_take(event, code, param):
     assert (error.code, error.param) == (code, param)
 
 
-def test_only_unanswered_user_audio_can_be_deleted():
+def test_answered_user_audio_cannot_be_deleted():
     ledger = ItemLedger()
     ledger.add_user("item_1", samples(0.1))
     ledger.add_user("item_2", samples(0.2))

@@ -11,10 +11,12 @@ from openai.types.beta.realtime import RealtimeServerEvent as BetaServerEvent
 from openai.types.realtime import RealtimeServerEvent as GaServerEvent
 from pydantic import TypeAdapter
 
+from model.turn import TokenTally
 from server.errors import ErrorCode, ProtocolError
 from server.realtime import server_events as out
-from server.realtime.client_events import TurnDetection
+from server.realtime.client_events import Transcription, TurnDetection
 from server.realtime.dialect import GA_ONLY, Dialect, render
+from server.realtime.usage import response_usage, status_details
 
 PCM = (b"\x01\x00\xff\x7f" * 8)  # 16 samples of PCM16
 B64 = base64.b64encode(PCM).decode()
@@ -42,8 +44,22 @@ def every_server_event() -> list[out.ServerEvent]:
     done = response.model_copy(update={
         "status": "cancelled", "output": [reply],
         "status_details": out.ResponseStatusDetails(type="cancelled", reason="turn_detected"),
-        "usage": out.Usage(total_tokens=30, input_tokens=20, output_tokens=10,
-                         input_token_details=out.InputTokenDetails(cached_tokens=12))})
+        "metadata": {"client_event_id": "response_create_1"},
+        "usage": response_usage(TokenTally(input_tokens=20, input_audio_tokens=14,
+                                           cached_tokens=12, cached_audio_tokens=8,
+                                           output_tokens=10, output_audio_tokens=7))})
+    shutdown = done.model_copy(update={"status_details": status_details(
+        "cancelled", "server_shutting_down", None)})
+    g711 = out.SessionState(id="sess_2", model="icot-demo", chain="A-T-A",
+                            modalities=["text"], input_rate=8000, output_rate=8000,
+                            input_format="audio/pcmu", output_format="audio/pcma",
+                            turn_detection=None, transcription=Transcription(model="whisper-1"),
+                            instructions="be brief", voice="alloy", temperature=0.8,
+                            tools=[], tool_choice="auto", max_output_tokens="inf")
+    typed = out.Item(id="item_t", status="completed", role="user",
+                     content=[out.ContentPart(type="input_text", text="hello")])
+    text_reply = out.Item(id="item_x", status="completed", role="assistant",
+                          content=[out.ContentPart(type="text", text="hi")])
     session = out.SessionState(id="sess_1", model="icot-demo", chain="A-T-A",
                              modalities=["audio"], input_rate=24000, output_rate=24000,
                              turn_detection=TurnDetection(type="server_vad", threshold=0.5,
@@ -71,6 +87,14 @@ def every_server_event() -> list[out.ServerEvent]:
         out.AudioDelta(**part, delta=B64), out.AudioDone(**part),
         out.OutputAudioTranscriptDelta(**part, delta="two "),
         out.OutputAudioTranscriptDone(**part, transcript="two"),
+        # issue 16: G.711 and echoed session fields, reasons outside OpenAI's list, typed and
+        # text items, retrieval, a failed transcription, text-only replies
+        out.SessionUpdated(session=g711), out.ResponseDone(response=shutdown),
+        out.ItemCreated(previous_item_id=None, item=typed),
+        out.ItemRetrieved(item=user), out.ItemRetrieved(item=text_reply),
+        out.InputTranscriptionFailed(item_id="item_u", error={
+            "type": "server_error", "code": "transcription_failed", "message": "no"}),
+        out.OutputTextDelta(**part, delta="hi"), out.OutputTextDone(**part, text="hi"),
     ]
 
 
