@@ -129,6 +129,7 @@ class RequestHandle:
         # Bound by the first `__anext__`: the engine thread wakes that loop on every token.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = asyncio.Event()
+        self._wake_pending = False  # a wake-up is queued on the loop and has not run yet
         self._done = threading.Event()
         self._read = 0
 
@@ -186,9 +187,20 @@ class RequestHandle:
         self._notify()
 
     def _notify(self) -> None:
-        if self._loop is None:
+        """Wake the consumer's loop, once per batch of tokens: while a wake-up is queued and
+        has not run, later tokens ride on it (the consumer reads every token there is when it
+        wakes), so a consumer that falls behind costs the engine thread no extra self-pipe
+        writes."""
+        if self._loop is None or self._wake_pending:
             return
+        self._wake_pending = True
         try:
-            self._loop.call_soon_threadsafe(self._wakeup.set)
+            self._loop.call_soon_threadsafe(self._wake)
         except RuntimeError:  # the consumer's event loop is gone: nobody will read on
+            self._wake_pending = False
             self.cancel()
+
+    def _wake(self) -> None:
+        """On the consumer's loop: let the next tokens queue a new wake-up, then resume it."""
+        self._wake_pending = False
+        self._wakeup.set()

@@ -8,6 +8,7 @@ frees the slot within one step; limits, stop ids, busy errors and segment rules 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -375,6 +376,23 @@ async def test_async_stream_matches_sync(model_dir):
 
     with make_engine(model_dir) as engine:
         got = await asyncio.gather(*(collect(engine, r) for r in requests))
+    assert got == expected
+
+
+async def test_tokens_generated_while_the_consumer_is_busy_all_arrive(model_dir):
+    """While the consumer's loop is blocked, the engine thread queues one wake-up for all the
+    tokens it produces meanwhile; every token still arrives, in order."""
+    request = Request(prompt(5, seed=5), max_new_tokens=30)
+    (expected,) = run(make_engine(model_dir), request)
+    with make_engine(model_dir) as engine:
+        handle = engine.submit(request)
+        got = [await handle.__anext__()]  # binds this loop to the handle
+        deadline = time.monotonic() + 10
+        while len(handle.tokens) < 4 and time.monotonic() < deadline:
+            time.sleep(0.001)  # the loop stays blocked while the engine thread runs on
+        assert len(handle.tokens) >= 4
+        assert handle._wake_pending  # three tokens since the last wake-up, one queued for all
+        got += [token async for token in handle]
     assert got == expected
 
 
