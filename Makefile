@@ -11,7 +11,7 @@ PORT ?= 8000
 BUNDLE ?= checkpoints/demo
 PYTEST_ARGS ?=
 
-.PHONY: run test lint system-deps clean-venv
+.PHONY: run test lint system-deps browser-deps clean-venv
 
 run: $(VENV)/.installed-run
 	$(BIN)/icot serve --bundle $(BUNDLE) --host $(HOST) --port $(PORT)
@@ -30,6 +30,12 @@ system-deps:
 		echo "installing nginx (apt-get; tests/docker runs it on loopback in front of two replicas)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
 
+# Debian's Chromium for the browser client's tests (tests/clients): never a downloaded browser
+browser-deps:
+	@test -x /usr/bin/chromium || { \
+		echo "installing chromium (apt-get; tests/clients drives it with Playwright)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -39,7 +45,7 @@ $(VENV)/.installed-run: pyproject.toml $(VENV)/bin/python | system-deps
 	$(BIN)/python -c "import model, server" 
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/bin/python | system-deps
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/bin/python | system-deps browser-deps
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/python -c "import model, server, pytest, faster_whisper"
 	touch $@ $(VENV)/.installed-run

@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 CONNECT_TIMEOUT_S = 10.0
+TRANSCRIPTION_MODEL = "whisper-1"  # OpenAI's name; icot serve answers any name with its own ASR
 CLOSE_TRY_AGAIN_LATER = 1013
 BETA_TO_GA = {
     "response.audio.delta": "response.output_audio.delta",
@@ -121,10 +122,12 @@ class Connection:
 
 
 def session_update(turn_detection: dict[str, Any] | None) -> dict[str, Any]:
-    """A GA session.update: 24 kHz PCM16 both ways, the given turn detection (None: manual)."""
+    """A GA session.update: 24 kHz PCM16 both ways, the given turn detection (None: manual),
+    and input transcription (shown as the user's words when the server offers it)."""
     pcm = {"type": "audio/pcm", "rate": 24_000}
     return {"type": "realtime", "audio": {
-        "input": {"format": pcm, "turn_detection": turn_detection},
+        "input": {"format": pcm, "turn_detection": turn_detection,
+                  "transcription": {"model": TRANSCRIPTION_MODEL}},
         "output": {"format": pcm}}}
 
 

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from clients.audio_files import BYTES_PER_SAMPLE, WIRE_RATE_HZ
 from clients.connection import Connection, TalkError, closed_message, decode_audio
-from clients.replies import Printer, Reply
+from clients.replies import Printer, Reply, UserWords
 from clients.turns import configure_session
 
 MIC_BLOCK_SAMPLES = 960  # 40 ms at 24 kHz
@@ -115,6 +115,7 @@ async def _send_microphone(conn: Connection, chunks: asyncio.Queue[bytes]) -> No
 
 async def _handle_events(conn: Connection, playback: Playback, printer: Printer) -> None:
     reply: Reply | None = None
+    words = UserWords(printer)
     number = 0
     responding = False
     while True:
@@ -123,6 +124,8 @@ async def _handle_events(conn: Connection, playback: Playback, printer: Printer)
         except ConnectionClosed as closed:
             raise TalkError(f"the server closed the session: {closed_message(closed)}") from None
         kind = event["type"]
+        if words.take(event, number):
+            continue
         if kind == "input_audio_buffer.speech_started":
             if playback.busy or responding:  # barge-in: stop the reply, say what was heard
                 item_id, played_ms = playback.stop()

@@ -1,7 +1,8 @@
-"""What `icot talk` shows of each reply: its text as it arrives, the user's words, first audio.
+"""What `icot talk` shows of each turn: reply text as it arrives, the user's words, first audio.
 
-`Reply` gathers one response's events (text, audio, status, time to first audio); `Printer`
-writes the conversation to stdout and progress and errors to stderr. No sockets, no devices.
+`Reply` gathers one response's events (text, audio, status, time to first audio); `UserWords`
+matches the server's transcripts of the user's audio to turns; `Printer` writes the conversation
+to stdout and progress and errors to stderr. No sockets, no devices.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from clients.connection import decode_audio
 
 TEXT_DELTAS = ("response.output_audio_transcript.delta", "response.output_text.delta")
 USER_TRANSCRIPT = "conversation.item.input_audio_transcription.completed"
+USER_TRANSCRIPT_FAILED = "conversation.item.input_audio_transcription.failed"
 
 
 @dataclass
@@ -26,7 +28,6 @@ class Reply:
     number: int
     started: float = field(default_factory=time.perf_counter)
     text: str = ""
-    transcript: str | None = None
     audio: bytearray = field(default_factory=bytearray)  # 24 kHz PCM16
     item_id: str | None = None
     first_audio: float | None = None
@@ -51,9 +52,6 @@ class Reply:
             self.audio += decode_audio(event)
         elif kind in TEXT_DELTAS:
             printer.reply_delta(self, event["delta"])
-        elif kind == USER_TRANSCRIPT:
-            self.transcript = event["transcript"].strip()
-            printer.user_said(self.transcript)
         elif kind == "response.output_item.added":
             self.item_id = event["item"]["id"]
         elif kind == "response.done":
@@ -64,6 +62,39 @@ class Reply:
                 self.error = (details.get("error") or {}).get("code", "failed")
             return True
         return False
+
+
+class UserWords:
+    """The user's words as the server transcribes them, matched to turns by item id: they may
+    arrive after the reply (the server transcribes off the reply's critical path)."""
+
+    def __init__(self, printer: Printer) -> None:
+        self.printer = printer
+        self.turn_of: dict[str, int] = {}  # user item id → turn number
+        self.heard: dict[int, str] = {}
+        self.transcribing = False  # the server has sent a transcription event
+
+    def take(self, event: dict[str, Any], number: int) -> bool:
+        """Note a committed user item of turn `number`; True when `event` was a transcript."""
+        kind = event["type"]
+        if kind == "input_audio_buffer.committed":
+            self.turn_of[event["item_id"]] = number
+        elif kind in (USER_TRANSCRIPT, USER_TRANSCRIPT_FAILED):
+            self.transcribing = True
+            turn = self.turn_of.get(event.get("item_id"))
+            if turn is not None and kind == USER_TRANSCRIPT:
+                self.heard[turn] = event["transcript"].strip()
+                self.printer.user_said(turn, self.heard[turn])
+            elif turn is not None:
+                self.heard[turn] = ""
+                self.printer.problem(f"the server could not transcribe turn {turn}")
+            return True
+        return False
+
+    @property
+    def pending(self) -> bool:
+        """Whether a transcribing server still owes a turn its transcript."""
+        return self.transcribing and any(t not in self.heard for t in self.turn_of.values())
 
 
 class Printer:
@@ -81,8 +112,8 @@ class Printer:
     def user_turn(self, number: int, what: str) -> None:
         self.say(f"[{number}] you: {what}")
 
-    def user_said(self, transcript: str) -> None:
-        self.say(f"    (heard: {transcript})")
+    def user_said(self, number: int, transcript: str) -> None:
+        self.say(f"    [{number}] heard: {transcript}")
 
     def reply_delta(self, reply: Reply, delta: str) -> None:
         reply.text += delta

@@ -20,12 +20,13 @@ from websockets.exceptions import ConnectionClosed
 
 from clients.audio_files import BYTES_PER_SAMPLE, WIRE_RATE_HZ, duration_s, write_wav
 from clients.connection import Connection, TalkError, closed_message, session_update
-from clients.replies import Printer, Reply
+from clients.replies import Printer, Reply, UserWords
 
 CHUNK_MS = 100
 LONG_FILE_S = 10.0  # files longer than this show a progress line while they stream
 PROGRESS_EVERY_S = 1.0
 TURN_TIMEOUT_S = 120.0  # no event for this long: the turn is given up
+TRANSCRIPT_WAIT_S = 5.0  # after the last reply, how long transcripts still owed are awaited
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ async def run_turns(conn: Connection, turns: Sequence[Turn], printer: Printer, *
                     fast: bool = False, out_dir: Path | None = None) -> list[Reply]:
     """Say every turn in order and wait for each reply; the replies, failed ones included."""
     await configure_session(conn, turn_detection=None)
+    words = UserWords(printer)
     replies = []
     for number, turn in enumerate(turns, start=1):
         reply = Reply(number)
@@ -60,12 +62,13 @@ async def run_turns(conn: Connection, turns: Sequence[Turn], printer: Printer, *
             stops = {await conn.send("conversation.item.create", item=_typed_item(turn.text))}
         stops.add(await conn.send("response.create"))
         reply.started = time.perf_counter()
-        await collect(conn, reply, printer, stops, appends)
+        await collect(conn, reply, printer, stops, appends, words)
         saved = None
         if out_dir is not None and reply.audio:
             saved = out_dir / f"reply-{number:02d}.wav"
             write_wav(saved, bytes(reply.audio))
         printer.reply_done(reply, saved)
+    await _await_transcripts(conn, words)
     return replies
 
 
@@ -83,7 +86,7 @@ async def configure_session(conn: Connection, turn_detection: dict | None) -> No
 
 
 async def collect(conn: Connection, reply: Reply, printer: Printer, stops: set[str],
-                  appends: set[str]) -> None:
+                  appends: set[str], words: UserWords) -> None:
     """Take events into `reply` until its `response.done`, or an error on one of `stops` (the
     events that would have started it), or TURN_TIMEOUT_S of silence. A refused append (seen
     late when streaming fast) marks the reply failed: it answers only part of the turn."""
@@ -101,7 +104,7 @@ async def collect(conn: Connection, reply: Reply, printer: Printer, stops: set[s
                 reply.error = event["error"].get("code", "error")
             if refused in stops:
                 return
-        elif reply.take(event, printer):
+        elif not words.take(event, reply.number) and reply.take(event, printer):
             return
 
 
@@ -133,6 +136,19 @@ async def _speak(conn: Connection, turn: Turn, printer: Printer, fast: bool) -> 
     if show_progress:
         printer.progress(turn.label, total_s, total_s)
     return appends
+
+
+async def _await_transcripts(conn: Connection, words: UserWords) -> None:
+    deadline = time.monotonic() + TRANSCRIPT_WAIT_S
+    while words.pending and time.monotonic() < deadline:
+        try:
+            event = await _next(conn, max(0.01, deadline - time.monotonic()))
+        except TimeoutError:
+            return
+        if event["type"] == "error":
+            words.printer.server_error(event["error"])
+        else:
+            words.take(event, 0)
 
 
 def _typed_item(text: str) -> dict:

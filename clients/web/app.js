@@ -18,8 +18,9 @@ const STATE_TEXT = {
 const capture = new URLSearchParams(location.search).get("capture") === "1";
 
 // What tests (and the curious) can read.
-const icot = { state: "idle", turns: [], errors: [], bargeIns: 0,
+const icot = { state: "idle", turns: [], errors: [], bargeIns: [], truncated: [],
   get playedSamples() { return player ? player.played : 0; },
+  get receivedSamples() { return player ? player.pushed : 0; },
   playedAudioBase64() { return player ? toBase64(player.capturedPcm16()) : ""; } };
 window.icot = icot;
 
@@ -30,6 +31,9 @@ let player = null;
 let talking = false; // push-to-talk: the microphone is being sent
 let responding = false; // a response is in progress on the server
 let turn = null; // {startedAt, firstAudioAt, item, replyEl, userEl}
+const interrupted = new Set(); // reply items stopped by a barge-in
+const userItems = new Map(); // user item id → {el, record, heard}: where its words go
+let speechStartMs = null; // audio_start_ms of the speech the server heard last
 
 function setState(state, detail) {
   icot.state = state;
@@ -64,7 +68,8 @@ function current() { return icot.turns[icot.turns.length - 1]; }
 function sessionUpdate() {
   const turnDetection = ui.handsFree.checked ? { type: "server_vad" } : null;
   conn.send({ type: "session.update", session: { type: "realtime", audio: {
-    input: { format: { type: "audio/pcm", rate: 24000 }, turn_detection: turnDetection },
+    input: { format: { type: "audio/pcm", rate: 24000 }, turn_detection: turnDetection,
+      transcription: { model: "whisper-1" } }, // any name: icot serve uses its own ASR
     output: { format: { type: "audio/pcm", rate: 24000 } } } } });
 }
 
@@ -80,13 +85,15 @@ async function credentials() {
 
 async function bargeIn() {
   if (!player.busy && !responding) return;
-  icot.bargeIns += 1;
-  const { itemId, playedMs } = await player.clear();
+  if (player.itemId) interrupted.add(player.itemId); // its late deltas are not played
+  const { itemId, playedMs, droppedSamples } = await player.clear();
+  icot.bargeIns.push({ itemId, playedMs, droppedSamples });
   if (itemId) {
     conn.send({ type: "conversation.item.truncate", item_id: itemId, content_index: 0,
       audio_end_ms: playedMs });
   }
-  if (turn && turn.replyEl) turn.replyEl.querySelector(".who").textContent += " (interrupted)";
+  const stopped = ui.log.querySelector(`li[data-item="${itemId}"] .who`);
+  if (stopped) stopped.append(" · interrupted");
 }
 
 function sendPcm(pcm) {
@@ -98,24 +105,36 @@ function sendPcm(pcm) {
 function onEvent(type, handler) { conn.addEventListener(type, (e) => handler(e.detail)); }
 
 function wireEvents() {
-  onEvent("input_audio_buffer.speech_started", () => {
+  onEvent("input_audio_buffer.speech_started", (e) => {
+    speechStartMs = e.audio_start_ms;
     bargeIn();
     setState("listening");
   });
-  onEvent("input_audio_buffer.speech_stopped", () => {
+  onEvent("input_audio_buffer.speech_stopped", (e) => {
     newTurn(performance.now());
+    const spokenS = (e.audio_end_ms - (speechStartMs ?? e.audio_end_ms)) / 1000;
+    turn.userEl = addLine("user", "You", `(spoke ${spokenS.toFixed(1)} s)`);
     setState("thinking");
   });
-  onEvent("conversation.item.input_audio_transcription.delta", (e) => {
+  onEvent("input_audio_buffer.committed", (e) => {
     if (!turn) return;
-    turn.userEl = turn.userEl || addLine("user", "You", "");
-    turn.userEl.querySelector(".text").textContent += e.delta;
+    turn.userEl = turn.userEl || addLine("user", "You", "(spoke)");
+    userItems.set(e.item_id, { el: turn.userEl, record: current(), heard: false });
+  });
+  // The server transcribes off the reply's critical path: words may come after the reply.
+  onEvent("conversation.item.input_audio_transcription.delta", (e) => {
+    const user = userItems.get(e.item_id);
+    if (!user) return;
+    const words = user.el.querySelector(".text");
+    if (!user.heard) words.textContent = "";
+    user.heard = true;
+    words.textContent += e.delta;
   });
   onEvent("conversation.item.input_audio_transcription.completed", (e) => {
-    if (!turn) return;
-    turn.userEl = turn.userEl || addLine("user", "You", "");
-    turn.userEl.querySelector(".text").textContent = e.transcript.trim();
-    current().transcript = e.transcript.trim();
+    const user = userItems.get(e.item_id);
+    if (!user) return;
+    user.el.querySelector(".text").textContent = e.transcript.trim();
+    user.record.transcript = e.transcript.trim();
   });
   onEvent("response.created", () => {
     responding = true;
@@ -132,7 +151,7 @@ function wireEvents() {
   onEvent("response.output_audio_transcript.delta", onText);
   onEvent("response.output_text.delta", onText);
   onEvent("response.output_audio.delta", (e) => {
-    if (!turn) return;
+    if (!turn || interrupted.has(e.item_id)) return;
     if (turn.firstAudioAt === null) {
       turn.firstAudioAt = performance.now();
       const ms = Math.round(turn.firstAudioAt - turn.startedAt);
@@ -140,11 +159,12 @@ function wireEvents() {
       turn.replyEl = turn.replyEl || addLine("assistant", "Assistant", "");
       const tag = document.createElement("span");
       tag.className = "ttfa";
-      tag.textContent = `first audio ${ms} ms`;
-      turn.replyEl.prepend(tag);
+      tag.textContent = `· first audio ${ms} ms`;
+      turn.replyEl.querySelector(".who").append(tag);
       showSummary();
       setState("speaking");
     }
+    turn.replyEl.dataset.item = e.item_id || turn.item;
     player.push(e.item_id || turn.item, fromBase64(e.delta));
   });
   onEvent("response.done", (e) => {
@@ -154,6 +174,7 @@ function wireEvents() {
     if (!player.busy && icot.state !== "listening") setState(idleState());
     turn = null;
   });
+  onEvent("conversation.item.truncated", (e) => { icot.truncated.push(e); });
   onEvent("error", (e) => {
     icot.errors.push(e.error);
     addLine("error", "Server error", `${e.error.code}: ${e.error.message}`);
@@ -218,6 +239,11 @@ async function connect() {
     ui.connect.disabled = false;
   }
 }
+
+ui.secretBox.addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (!conn) connect();
+});
 
 ui.connect.addEventListener("click", () => {
   if (conn && icot.state !== "error") {

@@ -65,8 +65,8 @@ export class Player {
       if (msg.audio) this.captured.push(...msg.audio);
     } else if (msg.type === "cleared") {
       this.played = msg.samples;
-      this.pushed = msg.samples;
-      if (this.pendingClear) this.pendingClear(msg.samples);
+      this.pushed -= msg.dropped;
+      if (this.pendingClear) this.pendingClear(msg);
       this.pendingClear = null;
     } else if (msg.type === "drained") {
       this.onDrained();
@@ -86,13 +86,15 @@ export class Player {
 
   get busy() { return this.pushed > this.played; }
 
-  // Barge-in: drop what is queued; resolves to {itemId, playedMs} of the reply being played.
+  // Barge-in: drop what is queued; resolves to {itemId, playedMs, droppedSamples}: the reply
+  // being played, how much of it was heard, how many samples were never played.
   clear() {
     const itemId = this.itemId;
     const itemStart = this.itemStart;
     return new Promise((resolve) => {
-      this.pendingClear = (samples) => resolve({
+      this.pendingClear = ({ samples, dropped }) => resolve({
         itemId, playedMs: Math.floor((Math.max(0, samples - itemStart) * 1000) / WIRE_RATE_HZ),
+        droppedSamples: dropped,
       });
       this.node.port.postMessage({ type: "clear" });
     });

@@ -2,7 +2,8 @@
 // Playback starts once JITTER_S of audio is queued (or the reply has ended) and pauses to
 // refill on an underrun. Messages in: push {pcm: Int16Array}, end (the reply is complete),
 // clear (barge-in: drop everything queued), capture {on}. Out: played {samples, audio?}
-// (24 kHz samples played so far; with capture on, the samples just played), cleared {samples},
+// (24 kHz samples played so far; with capture on, the samples just played), cleared {samples,
+// dropped},
 // drained (nothing left to play after an end).
 
 const WIRE_RATE_HZ = 24000;
@@ -32,11 +33,12 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     } else if (msg.type === "end") {
       this.ended = true;
     } else if (msg.type === "clear") {
+      const dropped = Math.max(0, this.len - Math.floor(this.read));
       this.len = 0;
       this.read = 0;
       this.playing = false;
       this.ended = false;
-      this.port.postMessage({ type: "cleared", samples: this.played });
+      this.port.postMessage({ type: "cleared", samples: this.played, dropped });
     } else if (msg.type === "capture") {
       this.capture = msg.on;
     }

@@ -13,7 +13,7 @@ import soundfile
 from demo_serve import API_KEY, MAX_TURN_AUDIO_S, SLOTS, free_port
 from websockets.sync.client import connect
 
-from training.evaluation.intelligibility import word_error_rate
+from training.evaluation.intelligibility import normalize, word_error_rate
 
 TTFA_RE = re.compile(r"first audio (\d+) ms")
 MAX_REPLY_WER = 0.25  # Whisper mishears the demo codec's voice now and then ("anna" → "hannah")
@@ -27,6 +27,9 @@ def test_a_spoken_dialogue_recalls_the_name_and_saves_replies_whisper_hears(
     assert done.returncode == 0, done.stderr
     assert "assistant: nice to meet you anna\n" in done.stdout
     assert "assistant: your name is anna\n" in done.stdout  # recalled from the first turn
+    heard_user = dict(re.findall(r"\[(\d)\] heard: (.*)", done.stdout))  # the server's ASR
+    assert {turn: normalize(words) for turn, words in heard_user.items()} == {
+        "1": "my name is anna", "2": "what is my name"}
     ttfas = [int(ms) for ms in TTFA_RE.findall(done.stdout)]
     assert len(ttfas) == 2 and all(0 < ms < 5000 for ms in ttfas)
     heard = []
