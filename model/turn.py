@@ -258,7 +258,11 @@ class TurnRunner:
                         elif isinstance(event, parser.SpeechUnits):
                             record.reply_units.extend(event.units)
                             tally.output_audio_tokens = len(record.reply_units)
-                            chunks = await asyncio.to_thread(decoder.push, event.units)
+                            # Off the loop only when a chunk is decoded: a push that only
+                            # stores units costs less than the thread hand-off.
+                            chunks = (await asyncio.to_thread(decoder.push, event.units)
+                                      if decoder.emits_after(len(event.units))
+                                      else decoder.push(event.units))
                             for chunk in chunks:
                                 if first_audio_ms is None:
                                     first_audio_ms = elapsed_ms()

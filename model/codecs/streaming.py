@@ -37,14 +37,22 @@ class StreamingDecoder:
             raise RuntimeError("push after flush: start a new streaming decoder")
         self._units.extend(int(u) for u in self.codec.check_units(np.asarray(units).reshape(-1)))
         chunks = []
-        while True:
-            first = self._emitted_frames == 0
-            end = self._emitted_frames + (
-                self.spec.first_chunk_frames if first else self.spec.chunk_frames
-            )
-            if len(self._units) < end + self.spec.lookahead_frames:
-                return chunks
-            chunks.append(self._emit(end, final=False))
+        while len(self._units) >= self._next_chunk_end() + self.spec.lookahead_frames:
+            chunks.append(self._emit(self._next_chunk_end(), final=False))
+        return chunks
+
+    def emits_after(self, n_units: int) -> bool:
+        """Whether pushing `n_units` more units emits a chunk (runs the codec's decode): a
+        caller can push the others on its own thread, where a hand-off would cost more than
+        the push."""
+        return len(self._units) + n_units >= self._next_chunk_end() + self.spec.lookahead_frames
+
+    def _next_chunk_end(self) -> int:
+        """The frame the next chunk ends at (the first chunk is `first_chunk_frames` long)."""
+        first = self._emitted_frames == 0
+        return self._emitted_frames + (
+            self.spec.first_chunk_frames if first else self.spec.chunk_frames
+        )
 
     def flush(self) -> np.ndarray:
         """Emit everything not yet emitted (no lookahead is left to wait for) and close."""
