@@ -72,12 +72,17 @@ async def speech_to_speech(request: Request, stream: bool = False,
         return error_response(state.metrics, 401, ErrorCode.UNAUTHORIZED,
                               "a valid API key is required (Bearer header)")
     try:
+        # The body is read before admission: a slow upload holds no engine slot, and a refusal
+        # with the body unread could reach a proxy as a connection reset instead of a 503.
+        body = await _read_body(request, state.settings.max_upload_bytes, state)
         lease = state.admit()
+    except RequestRefused as refused:
+        return refused.response
     except Refused as refused:
         return _unavailable(state, refused.code, refused.reason)
     with lease:  # a streamed answer takes the lease over and releases it when it ends
         try:
-            samples, chain = await _read_question(request, state, chain)
+            samples, chain = await _read_question(request, body, state, chain)
             conversation = state.runtime.new_conversation()
             events = conversation.respond(samples, MODEL_INPUT_RATE_HZ, chain=chain)
             started = time.perf_counter()
@@ -95,11 +100,10 @@ async def speech_to_speech(request: Request, stream: bool = False,
     return _answer(request, reply, state)
 
 
-async def _read_question(request: Request, state: ServerState,
+async def _read_question(request: Request, body: bytes, state: ServerState,
                          chain: str | None) -> tuple[np.ndarray, str | None]:
-    """Check size, chain and audio; the decoded 16 kHz samples and chain, or a refusal."""
+    """Check the body's chain and audio; the decoded 16 kHz samples and chain, or a refusal."""
     metrics, settings = state.metrics, state.settings
-    body = await _read_body(request, settings.max_upload_bytes, state)
     audio, form_chain = await _audio_part(request, body, state)
     chain = chain or form_chain
     if chain is not None and chain not in state.runtime.chains:
