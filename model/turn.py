@@ -229,6 +229,7 @@ class TurnRunner:
         decoder = StreamingDecoder(self.codec)
         audio_samples = 0
         end_reason = parser.EndReason.LENGTH
+        token = -1  # the last generated id
 
         def elapsed_ms() -> float:
             return 1000.0 * (time.perf_counter() - started)
@@ -273,6 +274,10 @@ class TurnRunner:
             for event in stream_parser.close():
                 if isinstance(event, parser.EndOfTurn):
                     end_reason = event.reason
+            if end_reason is parser.EndReason.LENGTH and token in self._stop_ids:
+                # the model ended its turn (a stop id the parser had no use for, e.g. `<eosp>`
+                # after units it never opened with `<sosp>`): no speech, not the token limit
+                end_reason = parser.EndReason.NO_SPEECH
             tail = await asyncio.to_thread(decoder.flush)
             if tail.size:
                 if first_audio_ms is None:

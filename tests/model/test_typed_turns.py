@@ -3,6 +3,8 @@ and token counts split into text and speech units (the realtime usage numbers)."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from memorized import DIALOGUES, speak
 
@@ -14,6 +16,7 @@ from model.template import INSTRUCTION, PastTurn, Template
 from model.turn import ReplyAudio, TokenTally, TurnDone
 from training.word_tokenizer import build_word_tokenizer
 
+DEMO_BUNDLE = Path(__file__).resolve().parents[2] / "checkpoints" / "demo"
 WORDS = ["what is two plus three", "two plus three is five", "hello there"]
 ((QUESTION, ANSWER),) = DIALOGUES[1]
 
@@ -84,3 +87,18 @@ async def test_typed_question_is_answered_with_text_then_speech_and_counted(
     assert tally.input_tokens == done.input_tokens and tally.output_tokens == done.output_tokens
     assert tally.cached_tokens == done.cached_input_tokens
     assert tally.cached_audio_tokens <= tally.input_audio_tokens
+
+
+async def test_a_turn_the_model_ends_without_speech_is_complete_not_cut_by_the_limit():
+    # the demo v1 bundle never learned text chat: after a greeting prompt it writes units
+    # without opening them with <sosp>, then <eosp> (a stop id). The turn ended; no speech.
+    runtime = Runtime.load(DEMO_BUNDLE, RuntimeConfig(max_slots=1))
+    await runtime.warmup()
+    try:
+        events = [e async for e in runtime.new_conversation().respond_typed("")]
+    finally:
+        await runtime.close()
+    done = events[-1]
+    assert isinstance(done, TurnDone)
+    assert done.output_tokens < runtime.bundle.config.generation.max_new_tokens
+    assert (done.status, done.end_reason) == ("completed", "no_speech")
