@@ -18,7 +18,7 @@ const STATE_TEXT = {
 const capture = new URLSearchParams(location.search).get("capture") === "1";
 
 // What tests (and the curious) can read.
-const icot = { state: "idle", turns: [], errors: [], bargeIns: [], truncated: [],
+const icot = { state: "idle", turns: [], errors: [], bargeIns: [], truncated: [], levelPeakDb: -100,
   get playedSamples() { return player ? player.played : 0; },
   get receivedSamples() { return player ? player.pushed : 0; },
   playedAudioBase64() { return player ? toBase64(player.capturedPcm16()) : ""; } };
@@ -208,7 +208,6 @@ function stopAudio() {
   talking = false;
   responding = false;
   ui.talk.setAttribute("aria-pressed", "false");
-  ui.talk.textContent = "Talk";
   ui.level.value = -60;
 }
 
@@ -225,7 +224,10 @@ async function connect() {
     wireEvents();
     await conn.open();
     sessionUpdate();
-    mic = new Microphone(ctx, { onPcm: sendPcm, onLevel: (db) => { ui.level.value = db; } });
+    mic = new Microphone(ctx, { onPcm: sendPcm, onLevel: (db) => {
+      ui.level.value = db;
+      icot.levelPeakDb = Math.max(icot.levelPeakDb, db);
+    } });
     await mic.start(ui.echo.checked);
     enable(true);
     setState(idleState());
@@ -260,12 +262,10 @@ ui.talk.addEventListener("click", async () => {
     await bargeIn();
     talking = true;
     ui.talk.setAttribute("aria-pressed", "true");
-    ui.talk.textContent = "Send";
-    setState("listening");
+    setState("listening", "press Talk again to send");
   } else {
     talking = false;
     ui.talk.setAttribute("aria-pressed", "false");
-    ui.talk.textContent = "Talk";
     conn.send({ type: "input_audio_buffer.commit" });
     conn.send({ type: "response.create" });
     newTurn(performance.now());
@@ -277,7 +277,6 @@ ui.handsFree.addEventListener("change", () => {
   if (conn) {
     talking = false;
     ui.talk.setAttribute("aria-pressed", "false");
-    ui.talk.textContent = "Talk";
     sessionUpdate();
     enable(true);
     setState(idleState());
