@@ -71,3 +71,17 @@ def test_the_image_copies_every_module_and_package_the_project_installs():
     copied = {s for line in re.findall(r"^COPY (.+)$", DOCKERFILE.read_text(), re.M)
               for s in line.split()[:-1]}
     assert needed <= copied, needed - copied
+
+
+def test_the_requirements_step_lists_the_pinned_dependencies(tmp_path):
+    # The image installs [project] dependencies from a list its RUN step writes; run that step's
+    # Python here on the real pyproject.toml.
+    (snippet,) = re.findall(r'python3 -c "(import tomllib;.+?)" > /tmp/requirements.txt',
+                            DOCKERFILE.read_text())
+    (tmp_path / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
+    listed = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path,
+                            capture_output=True, text=True, check=True).stdout.split()
+    pinned = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert listed == pinned
+    assert all("==" in requirement for requirement in listed)
+    assert "torch==2.11.0" in listed
