@@ -54,9 +54,8 @@ def closed_message(closed: ConnectionClosed) -> str:
 class Connection:
     """One open session: `send(type, **fields)` returns the event id; `recv()` the next event."""
 
-    def __init__(self, ws: ClientConnection, session: dict[str, Any]) -> None:
+    def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
-        self.session = session
         self._ids = itertools.count(1)
         self._held: collections.deque[dict[str, Any]] = collections.deque()
 
@@ -74,7 +73,7 @@ class Connection:
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise TalkError(f"cannot reach a Realtime server at {url} ({exc}); is `icot serve` "
                             "running there? (--url ws://HOST:PORT/v1/realtime)") from None
-        connection = cls(ws, {})
+        connection = cls(ws)
         try:
             first = await connection.recv(CONNECT_TIMEOUT_S)
         except ConnectionClosed as closed:
@@ -84,7 +83,6 @@ class Connection:
             raise TalkError(f"{url} sent no session.created; is it a Realtime server?") from None
         if first["type"] != "session.created":
             raise TalkError(f"expected session.created first, got {first['type']}")
-        connection.session = first.get("session", {})
         return connection
 
     async def send(self, type: str, **fields: Any) -> str:
