@@ -19,7 +19,8 @@ audio before it lasts; such responses are counted ("ran dry", > 50 ms short). Er
 events, sessions refused or closed by the server, responses that did not complete. Server: the
 cores the served process kept busy (its CPU time over the wall time), its resident memory before
 the load and its peak during it (Linux /proc).
-Prints one markdown row per session count.
+Prints one markdown row per session count. The bench reaches the server only through its
+sockets and /proc; it imports nothing of server/.
 """
 
 from __future__ import annotations
