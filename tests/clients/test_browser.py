@@ -117,6 +117,10 @@ def test_a_spoken_turn_is_answered_and_played_and_a_typed_turn_follows(
         assert page.locator("#log li.user").last.inner_text().endswith(TYPED)
         assert page.evaluate("icot.errors") == []
         assert page.get_by_role("status").inner_text() == "Listening"
+        # served over https (behind a TLS proxy), the page connects over wss, below its path
+        assert page.evaluate("""async () => (await import('/web/realtime.js'))
+            .realtimeUrl('https://voice.example/talk/?capture=1')""") == (
+            "wss://voice.example/talk/v1/realtime")
         screenshot(page, tmp_path, for_docs=True)
     assert (tmp_path / "clients.png").stat().st_size > 10_000
 
