@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,12 @@ from training.stages.schedule import OptimizerReset
 
 REPO = Path(__file__).resolve().parents[2]
 ACCELERATE = Path(sys.executable).with_name("accelerate")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +139,9 @@ def test_two_gloo_processes_train_and_export_once(run, work):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(
         [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.cli",
+         "--mixed_precision", "no", "--dynamo_backend", "no",
+         "--main_process_port", str(free_port()),  # not 29500: another run may hold it
+         "-m", "training.cli",
          "--recipe", "tiny", "--out", str(out), "--quiet", "--no-eval",
          "--set", "baselines.no_cot_ata=false", "--set", "baselines.aa_icot=false",
          # the codec the corpus was encoded with (a refit with other BLAS threads may differ)
