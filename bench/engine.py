@@ -213,8 +213,19 @@ def run(args: argparse.Namespace) -> int:
         print("| path | ms per token |\n|---|---|")
         print(f"| engine alone (steps on one thread) | {overhead.engine_ms:.3f} |")
         print(f"| conversation (engine thread, parser, streaming decode) "
-              f"| {overhead.conversation_ms:.3f} "
-              f"({overhead.conversation_ms / overhead.engine_ms:.2f} × the engine's) |")
+              f"| {overhead.conversation_ms:.3f} ({overhead.ratio:.2f} × the engine's, "
+              "median of the pairs' ratios) |")
+        print("| conversation, CPU time: the engine thread "
+              f"| {overhead.engine_thread_cpu_ms:.3f} |")
+        print(f"| conversation, CPU time: the rest (event loop, parser, hand-offs, codec decode) "
+              f"| {overhead.other_cpu_ms:.3f} "
+              f"({100 * overhead.other_cpu_ms / overhead.engine_thread_cpu_ms:.0f} % of the "
+              "engine thread's) |")
+        rest = overhead.other_cpu_ms - overhead.codec_cpu_ms
+        print(f"| of which the codec's streaming decode (measured alone) "
+              f"| {overhead.codec_cpu_ms:.3f} |")
+        print(f"| the rest without it (event loop, parser, hand-offs, wake-ups) | {rest:.3f} "
+              f"({100 * rest / overhead.engine_thread_cpu_ms:.0f} % of the engine thread's) |")
     if args.json:
         figures.update(
             bandwidth_gbs=bandwidth / 1e9, weights_floor_ms=floor_ms, prefill_ms=prefill_ms,

@@ -5,7 +5,12 @@ speaks a question with espeak-ng and, alternating run by run, (a) answers it thr
 `Conversation` (engine thread, token hand-off to asyncio, chain parser, streaming codec decode)
 and (b) drives a second engine over the same model synchronously on this thread with the same
 prompt, sampling, speech segment and token count (the engine step alone). Per token = (end − first
-token) / (tokens − 1), so encoding and prefill are left out of both; medians over the runs.
+token) / (tokens − 1), so encoding and prefill are left out of both; medians over the runs, and
+the median of each pair's ratio (a pair runs back to back, so load from other processes on a
+shared machine hits both alike). During the conversation it also splits the process's CPU time
+per token between the engine thread and everything else (the event loop, the parser, the
+hand-offs, the codec's decode), which load from other processes does not inflate, and measures
+the codec's streaming decode of a reply's worth of units alone (its CPU time per token).
 Knows nothing of the command line.
 """
 
@@ -15,26 +20,42 @@ import asyncio
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from model.audio import read_audio, resample
+from model.codecs import StreamingDecoder
 from model.engine import Engine, Request
 from model.runtime import Runtime, RuntimeConfig
 from model.sampling import SegmentRule
 
 QUESTION = "what time does the pharmacy open on sunday"
+ENGINE_THREAD = "icot-engine"  # the name model/engine.py gives its thread
 
 
 @dataclass(frozen=True)
 class Overhead:
-    conversation_ms: float  # per token, median
-    engine_ms: float  # per token, median
+    conversation_ms: float  # wall per token, median
+    engine_ms: float  # wall per token of the engine alone, median
+    ratio: float  # median over the pairs of conversation ms / engine ms
+    engine_thread_cpu_ms: float  # during the conversation: the engine thread's CPU per token
+    other_cpu_ms: float  # the rest of the process (loop, parser, hand-off, codec decode)
+    codec_cpu_ms: float  # of the rest, the codec's streaming decode of a reply, per token
     tokens: int  # generated tokens per reply (the conversation's last run)
     runs: int
+
+
+@dataclass(frozen=True)
+class _Turn:
+    wall_ms: float  # per token after the first event
+    engine_cpu_ms: float
+    other_cpu_ms: float
+    tokens: int
 
 
 def speak(text: str, voice: str = "en-us") -> tuple:
@@ -55,28 +76,54 @@ async def _measure(bundle: str, runs: int) -> Overhead:
     samples, rate = speak(QUESTION)
     runtime = Runtime.load(bundle, RuntimeConfig(max_slots=1))
     await runtime.warmup()
+    (engine_thread,) = [t for t in threading.enumerate() if t.name == ENGINE_THREAD]
+    engine_clock = time.pthread_getcpuclockid(engine_thread.ident)
     alone = Engine(runtime.bundle.model, runtime.engine.config)
     try:
-        conversation_ms, engine_ms = [], []
-        tokens = 0
+        turns, engine_ms = [], []
         for _ in range(runs + 1):  # the first pair warms up
-            ms, tokens = await _conversation_turn(runtime, samples, rate)
-            conversation_ms.append(ms)
-            engine_ms.append(_engine_alone(alone, runtime, samples, rate, tokens))
+            turns.append(await _conversation_turn(runtime, samples, rate, engine_clock))
+            engine_ms.append(_engine_alone(alone, runtime, samples, rate, turns[-1].tokens))
     finally:
         await runtime.close()
-    return Overhead(statistics.median(conversation_ms[1:]), statistics.median(engine_ms[1:]),
-                    tokens, runs)
+    turns, engine_ms = turns[1:], engine_ms[1:]
+    return Overhead(
+        conversation_ms=statistics.median(t.wall_ms for t in turns),
+        engine_ms=statistics.median(engine_ms),
+        ratio=statistics.median(t.wall_ms / e for t, e in zip(turns, engine_ms, strict=True)),
+        engine_thread_cpu_ms=statistics.median(t.engine_cpu_ms for t in turns),
+        other_cpu_ms=statistics.median(t.other_cpu_ms for t in turns),
+        codec_cpu_ms=statistics.median(_codec_cpu_ms(runtime, turns[-1].tokens)
+                                       for _ in range(runs)),
+        tokens=turns[-1].tokens, runs=runs)
 
 
-async def _conversation_turn(runtime: Runtime, samples, rate: int) -> tuple[float, int]:
-    """One reply through a fresh conversation: (ms per token after the first, tokens)."""
+async def _conversation_turn(runtime: Runtime, samples, rate: int, engine_clock: int) -> _Turn:
+    """One reply through a fresh conversation, per token from its first event to its end: wall
+    time, the engine thread's CPU time and the rest of the process's CPU time."""
+    start = None
     done = None
     async for event in runtime.new_conversation().respond(samples, rate):
+        if start is None:
+            start = (time.perf_counter(), time.clock_gettime(engine_clock), time.process_time())
         done = event
-    timings = done.timings
-    per_token = (timings.total_ms - timings.prefill_ms) / max(1, done.output_tokens - 1)
-    return per_token, done.output_tokens
+    end = (time.perf_counter(), time.clock_gettime(engine_clock), time.process_time())
+    wall, engine_cpu, process_cpu = (1000 * (b - a) / max(1, done.output_tokens - 1)
+                                     for a, b in zip(start, end, strict=True))
+    return _Turn(wall, engine_cpu, process_cpu - engine_cpu, done.output_tokens)
+
+
+def _codec_cpu_ms(runtime: Runtime, tokens: int) -> float:
+    """CPU time per token of streaming a reply's worth of units (`tokens`) through the codec's
+    decoder one unit at a time, as a turn does (this thread's CPU time)."""
+    codec = runtime.codec
+    units = np.random.default_rng(0).integers(0, codec.vocab_size, tokens)
+    decoder = StreamingDecoder(codec)
+    start = time.thread_time()
+    for unit in units:
+        decoder.push([unit])
+    decoder.flush()
+    return 1000 * (time.thread_time() - start) / tokens
 
 
 def _engine_alone(engine: Engine, runtime: Runtime, samples, rate: int, tokens: int) -> float:

@@ -33,11 +33,13 @@ def test_bench_engine_prints_every_figure(capsys, tmp_path):
     for figure in ("copy bandwidth", "weights floor", "prefill, 24 tokens", "| 1 | ", "| 4 | ",
                    "transformers static cache", "| A-T-T-A | 36 |", "| A-T-A | 21 |",
                    "A-T-A / A-T-T-A first audio", "| engine alone (steps on one thread) |",
-                   "× the engine's"):
+                   "× the engine's", "CPU time: the engine thread", "codec's streaming decode"):
         assert figure in out
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert set(figures["decode_ms"]) == {"1", "4"}
-    assert figures["overhead"]["conversation_ms"] > 0 and figures["overhead"]["engine_ms"] > 0
+    overhead = figures["overhead"]
+    assert overhead["conversation_ms"] > 0 and overhead["engine_ms"] > 0
+    assert overhead["engine_thread_cpu_ms"] > 0 and overhead["codec_cpu_ms"] > 0
 
 
 def test_kernel_table_groups_kernels_by_kind():
