@@ -136,7 +136,7 @@ async def _handle_events(conn: Connection, playback: Playback, printer: Printer)
         elif kind == "input_audio_buffer.speech_stopped":
             number += 1
             reply = Reply(number, started=time.perf_counter())
-            printer.user_turn(number, "(speaking)")
+            printer.user_turn(number, "(spoke)")
         elif kind == "response.created":
             responding = True
         elif kind == "error":

@@ -32,6 +32,7 @@ let talking = false; // push-to-talk: the microphone is being sent
 let responding = false; // a response is in progress on the server
 let turn = null; // {startedAt, firstAudioAt, item, replyEl, userEl}
 const interrupted = new Set(); // reply items stopped by a barge-in
+let turnStarters = new Set(); // ids of the events that asked for the latest reply
 const userItems = new Map(); // user item id → {el, record, heard}: where its words go
 let speechStartMs = null; // audio_start_ms of the speech the server heard last
 
@@ -178,6 +179,11 @@ function wireEvents() {
   onEvent("error", (e) => {
     icot.errors.push(e.error);
     addLine("error", "Server error", `${e.error.code}: ${e.error.message}`);
+    if (turnStarters.has(e.error.event_id)) { // the turn was refused: no reply will come
+      current().status = "failed";
+      turn = null;
+      setState(idleState());
+    }
   });
   conn.addEventListener("closed", (e) => {
     const { code, why } = e.detail;
@@ -266,8 +272,8 @@ ui.talk.addEventListener("click", async () => {
   } else {
     talking = false;
     ui.talk.setAttribute("aria-pressed", "false");
-    conn.send({ type: "input_audio_buffer.commit" });
-    conn.send({ type: "response.create" });
+    turnStarters = new Set([conn.send({ type: "input_audio_buffer.commit" }),
+      conn.send({ type: "response.create" })]);
     newTurn(performance.now());
     setState("thinking");
   }
@@ -290,9 +296,9 @@ ui.form.addEventListener("submit", async (e) => {
   await bargeIn();
   ui.text.value = "";
   addLine("user", "You (typed)", text);
-  conn.send({ type: "conversation.item.create", item: { type: "message", role: "user",
-    content: [{ type: "input_text", text }] } });
-  conn.send({ type: "response.create" });
+  turnStarters = new Set([conn.send({ type: "conversation.item.create", item: { type: "message",
+    role: "user", content: [{ type: "input_text", text }] } }),
+  conn.send({ type: "response.create" })]);
   newTurn(performance.now());
   setState("thinking");
 });

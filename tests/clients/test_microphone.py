@@ -37,14 +37,18 @@ async def listen_until(demo_server, devices: FileDevices, done) -> str:
     return out.getvalue()
 
 
+def speech_played_s(devices: FileDevices) -> float:
+    """Seconds of sound (not silence) the speaker was given."""
+    played = np.frombuffer(bytes(devices.played), dtype="<i2")
+    return np.count_nonzero(np.abs(played) > 300) / 24_000
+
+
 async def test_a_spoken_turn_is_answered_and_played(demo_server, speech_wav):
     devices = FileDevices(speech_wav(QUESTION, lead_s=0.5, tail_s=1.0), loop=False)
-    shown = await listen_until(demo_server, devices,
-                               lambda out: "first audio" in out and "completed" in out)
-    assert f"assistant: {ANSWER}\n" in shown
-    await asyncio.sleep(2.0)  # the reply (about 1.5 s) plays out
-    played = np.frombuffer(bytes(devices.played), dtype="<i2")
-    assert np.count_nonzero(np.abs(played) > 300) > 0.5 * 24_000  # over half a second of speech
+    shown = await listen_until(demo_server, devices, lambda out: "completed" in out
+                               and speech_played_s(devices) > 0.5)  # the reply is ≈ 1.5 s
+    assert f"assistant: {ANSWER}\n" in shown and "first audio" in shown
+    assert speech_played_s(devices) > 0.5
 
 
 async def test_speaking_over_the_reply_stops_it(demo_server, speech_wav):
