@@ -142,6 +142,8 @@ class InputAudio:
         return self._take(self._end)
 
     def clear(self) -> None:
+        """Drop everything appended so far, the resampler's held-back tail included."""
+        self._resampler = StreamResampler(self.wire_rate, MODEL_INPUT_RATE_HZ)
         self._chunks, self._start = [], self._end
         if self._turn_start is not None:
             self._turn_start = self._end
