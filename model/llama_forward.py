@@ -35,7 +35,8 @@ def check_supported(model: torch.nn.Module) -> None:
     Supported: any LlamaForCausalLM — grouped-query attention (num_key_value_heads), explicit
     head_dim, attention/MLP biases, any hidden_act, tied or untied embeddings, and the static rope
     types (default, linear, llama3, yarn, …). Not supported: rope types whose frequencies change
-    with the sequence length ('dynamic', 'longrope'), and models of other families.
+    with the sequence length ('dynamic', 'longrope'), projections that are not plain linears
+    (unmerged adapters: merge them first), and models of other families.
     """
     if not isinstance(model, LlamaForCausalLM):
         raise UnsupportedModel(f"the engine runs {SUPPORTED_MODEL}; got {type(model).__name__}")
@@ -45,6 +46,15 @@ def check_supported(model: torch.nn.Module) -> None:
             f"rope type {rope_type!r} changes its frequencies with sequence length, which a static "
             "cache cannot reproduce; use a static rope type (default, linear, llama3, yarn)"
         )
+    for layer in model.model.layers:
+        projections = (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj,
+                       layer.self_attn.o_proj, layer.mlp.gate_proj, layer.mlp.up_proj,
+                       layer.mlp.down_proj)
+        if any(type(p) is not nn.Linear for p in projections):
+            raise UnsupportedModel(
+                "the engine fuses q/k/v and gate/up into single matrix products, which needs "
+                "plain torch Linear projections; merge adapters into the weights first"
+            )
 
 
 def swap_halves(x: torch.Tensor) -> torch.Tensor:

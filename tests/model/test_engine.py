@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from peft import LoraConfig, inject_adapter_in_model
 from tiny_llama import VOCAB, make_engine, prompt, run, save_model, tiny_config
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaForCausalLM
 
@@ -118,6 +119,10 @@ def test_unsupported_models_fail_clearly(tmp_path):
     dynamic = tiny_config(rope_parameters=rope)
     with pytest.raises(UnsupportedModel, match="dynamic"):
         Engine(LlamaForCausalLM(dynamic), EngineConfig(max_seq_len=32))
+    adapted = inject_adapter_in_model(LoraConfig(r=2, target_modules=["q_proj"]),
+                                      LlamaForCausalLM(tiny_config()))
+    with pytest.raises(UnsupportedModel, match="merge adapters"):
+        Engine(adapted, EngineConfig(max_seq_len=32))
 
 
 # ---- batching and scheduling do not change a request's tokens ------------------------------
