@@ -6,8 +6,9 @@ up to `prefill_chunk_tokens` of prompt prefill, then decode one token for every 
 (continuous batching: requests join and leave between steps). A freed slot keeps its keys and
 values: a new request goes to the free slot whose cached tokens share the longest prefix with its
 prompt and prefills only the rest (a conversation's next turn repeats the whole earlier dialogue,
-and every prompt starts with the same instruction). Knows nothing of audio, text, templates or
-HTTP; the chain layer speaks to it in token ids and `SegmentRule`s.
+and every prompt starts with the same instruction). Requests, handles and the configuration
+are model/engine_requests.py. Knows nothing of audio, text, templates or HTTP; the chain layer
+speaks to it in token ids and `SegmentRule`s.
 """
 
 from __future__ import annotations
@@ -36,10 +37,8 @@ from model.engine_requests import (
 from model.llama_forward import LlamaForward
 from model.sampling import SlotSampler
 
-__all__ = [
-    "Engine", "EngineBusy", "EngineClosed", "EngineConfig", "EngineError", "Request",
-    "RequestHandle", "shared_prefix_length",
-]
+__all__ = ["Engine", "EngineBusy", "EngineClosed", "EngineConfig", "EngineError", "Request",
+           "RequestHandle", "shared_prefix_length"]
 
 
 @dataclass
