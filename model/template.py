@@ -173,6 +173,25 @@ class Template:
         boundary = len(ids) - len(reply) + cut
         return Example(ids, boundary, len(kept_transcript), len(all_transcript), len(kept))
 
+    def typed_example(
+        self,
+        text: str,
+        reply_text: str,
+        reply_units: Sequence[int] = (),
+        history: Sequence[PastTurn] = (),
+        max_tokens: int | None = None,
+    ) -> Example:
+        """The text-in chain as a training sequence: exactly `typed_prompt(text)`, then the reply
+        text and the reply speech (an empty speech segment when `reply_units` is empty: text
+        chat, text in and text out, as training/ teaches before any speech)."""
+        words = self.transcript_ids(text)
+        user = self._typed_user_ids(text)
+        cut = len(self._assistant_ids(words, chain=Chain.ATA))
+        reply = self._assistant_ids(words, reply_text, reply_units)
+        kept = self._fit_history(len(user) + len(reply), history, max_tokens)
+        ids = self._join(kept, user + reply)
+        return Example(ids, len(ids) - len(reply) + cut, 0, 0, len(kept))
+
     def transcript_ids(self, transcript: str) -> list[int]:
         """The transcript's tokens as the template writes them (ICoT drops them k at a time)."""
         transcript = transcript.strip()

@@ -1,8 +1,9 @@
 """Training recipes: typed dataclass configs loaded from YAML (training/recipes/*.yaml).
 
 A recipe says everything one `icot train --recipe NAME` run does: which corpus to build, which
-model to start from, how long stage 1 (explicit A-T-T-A chain) and stage 2 (ICoT: stepwise
-transcript removal with a LoRA adapter) train, which baselines to add, and where the bundles go.
+model to start from, how long stage 0 (the domain as text chat), stage 1 (explicit A-T-T-A
+chain) and stage 2 (ICoT: stepwise transcript removal with a LoRA adapter) train, which
+baselines to add, and where the bundles go.
 Every section is a frozen dataclass that validates itself in `__post_init__`; `load_recipe`
 turns a YAML file into a `Recipe` through model/config_loader.py and reports any bad key or value
 as `file: section.key: what is wrong`. Pure data: no torch, no model, no I/O beyond the YAML.
@@ -54,6 +55,9 @@ class DataConfig:
     """soda only: drop rows whose input or output TTS WER exceeds this (None: keep all)."""
     augment_prob: float = 0.0
     """demo only: probability that a user utterance gets speed perturbation or noise."""
+    wide_augmentation: bool = False
+    """demo only: augmented utterances may also get brown noise or mains hum, a level change,
+    a telephone band or a room echo (training/data/demo_corpus.py)."""
     max_history_turns: int = 2
     """Earlier turns of a dialogue kept in the prompt (the demo's recall intent needs ≥ 1)."""
     shard_size: int = 1000
@@ -170,6 +174,26 @@ class LoraSettings:
 
 
 @dataclass(frozen=True)
+class Stage0Config:
+    """Stage 0: train the LM from scratch on the whole domain as text chat (text in, text out),
+    held-out content included, before it hears any speech (the demo-domain page)."""
+
+    enabled: bool = False
+    """True: run stage 0; stage 1 then starts from its model and tokenizer."""
+    steps: int = 1
+    """Optimizer steps."""
+    dialogues: int = 1000
+    """Text dialogues the corpus's `text` split holds."""
+    lr: float | None = None
+    """Peak learning rate; None uses training.lr."""
+
+    def __post_init__(self) -> None:
+        require(self.steps >= 1, "steps", f"must be ≥ 1, got {self.steps}")
+        require(self.dialogues >= 1, "dialogues", f"must be ≥ 1, got {self.dialogues}")
+        require(self.lr is None or self.lr > 0, "lr", "must be > 0 or null")
+
+
+@dataclass(frozen=True)
 class Stage1Config:
     """Stage 1: train the explicit A-T-T-A chain (transcript, reply text, reply speech)."""
 
@@ -183,10 +207,14 @@ class Stage1Config:
     """The adapter when method is lora."""
     lr: float | None = None
     """Peak learning rate; None uses training.lr."""
+    typed_share: float = 0.0
+    """Share of turns rendered as typed questions (text in, reply text and speech out), so
+    that the bundles answer typed words too."""
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "steps", f"must be ≥ 1, got {self.steps}")
         require(self.lr is None or self.lr > 0, "lr", "must be > 0 or null")
+        require(0.0 <= self.typed_share <= 1.0, "typed_share", "must lie in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -235,9 +263,13 @@ class BaselinesConfig:
     """The paper's comparison models, each a LoRA adapter like stage 2's."""
 
     no_cot_ata: bool = False
-    """Fine-tune on A-T-A targets directly, without the removal curriculum."""
+    """A-T-A without the ASR chain of thought. With stage 0: trained from the stage-0 model on
+    A-T-A targets as stage 1 trains (same steps, method and learning rate), then an adapter as
+    stage 2 trains (same steps and schedule), so it gets the ICoT arm's whole budget. Without
+    stage 0: an adapter on the stage-1 model."""
     no_cot_steps: int | None = None
-    """Its optimizer steps; None: as many as stage 2 takes, for a like-for-like comparison."""
+    """Its adapter's optimizer steps; None: as many as stage 2 takes, for a like-for-like
+    comparison."""
     aa_icot: bool = False
     """Continue stage 2's adapter past the transcript: remove the reply text the same way
     (same T and λ) until the model answers A-A."""
@@ -323,6 +355,7 @@ class Recipe:
     model: ModelConfig
     stage1: Stage1Config
     training: TrainingConfig
+    stage0: Stage0Config = field(default_factory=Stage0Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -333,6 +366,10 @@ class Recipe:
         if self.model.base_model is None:
             require(self.stage1.enabled and self.stage1.method == "full", "stage1.method",
                     "a model built from scratch needs stage 1 enabled with method full")
+        if self.stage0.enabled:
+            require(self.data.source == "demo" and self.model.base_model is None,
+                    "stage0.enabled", "stage 0 trains a model from scratch on the demo domain's "
+                    "text: it needs data.source demo and no model.base_model")
         if self.data.source == "soda":
             require(self.model.codec_kind == "speechtokenizer", "model.codec_kind",
                     "SODA-TTS units are SpeechTokenizer layer-1 units: use speechtokenizer")

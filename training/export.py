@@ -61,14 +61,16 @@ def export_cot_bundle(
     codec_kind: str,
     generation: GenerationConfig,
     input_level_dbfs: tuple[float, float] | None = None,
+    chain: Chain = Chain.ATTA,
 ) -> Path:
-    """The stage-1 model (a Hugging Face directory with its tokenizer) as an A-T-T-A bundle;
-    `input_level_dbfs`: the training user turns' speech level range (None: not known)."""
+    """The stage-1 model (a Hugging Face directory with its tokenizer) as a full bundle of
+    `chain` (the no-CoT baseline's own model: A-T-A); `input_level_dbfs`: the training user
+    turns' speech level range (None: not known)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    config = BundleConfig(chain=Chain.ATTA, codec=CodecRef(codec_kind, "codec"), llm="llm",
+    config = BundleConfig(chain=chain, codec=CodecRef(codec_kind, "codec"), llm="llm",
                           generation=generation, input_level_dbfs=input_level_dbfs)
     return write_bundle(directory, config, model, tokenizer, codec)
 

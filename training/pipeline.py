@@ -1,14 +1,15 @@
-"""Run a recipe end to end: codec, corpus, stage 1, bundle, stage 2, bundle, baselines, evaluation.
+"""Run a recipe end to end: codec, corpus, stages 0–2, baselines, bundles, evaluation.
 
 What `icot train --recipe NAME` does, in order, each step skipped when its output is already
 there (so `--resume` continues an interrupted run): prepare (load the codec or have the corpus
-source fit it, then the source builds or resumes the sharded corpus); train (stage 1, A-T-T-A;
-stage 2, ICoT; the enabled baselines); export (stage 1 as a full bundle, each adapter as a
-bundle over it); evaluate (every bundle on the source's test dialogues, then the results page
-with its plots). The corpus source (training/data/source.py: demo or SODA-TTS) is the only part
-that knows where the data comes from. Under `accelerate launch` every process trains; the
-corpus, the bundles and the evaluation are the main process's job while the others wait. Paths
-in the recipe are relative to the working directory (the repository root).
+source fit it, then the source builds or resumes the sharded corpus); train (stage 0, text chat;
+stage 1, A-T-T-A; stage 2, ICoT; the enabled baselines); export (stage 1 as a full bundle, each
+adapter as a bundle over it; the no-CoT baseline trained from stage 0 over its own model);
+evaluate (every bundle on the source's test dialogues, then the results page with its plots).
+The corpus source (training/data/source.py: demo or SODA-TTS) is the only part that knows where
+the data comes from. Under `accelerate launch` every process trains; the corpus, the bundles and
+the evaluation are the main process's job while the others wait. Paths in the recipe are
+relative to the working directory (the repository root).
 
 A run can be split across machines (`phase`): `prepare` fits the codec and builds the corpus
 (it needs espeak-ng) and stops; `train` trains the stages on a run directory prepared that way
@@ -34,14 +35,15 @@ from training.data.source import CorpusSource, SourceError
 from training.data.sources import corpus_source
 from training.export import export_adapter_bundle, export_cot_bundle, generation_config
 from training.stages.context import RunDirectoryError, StageContext, refuse_existing_run
-from training.stages.cot import COT, train_cot
+from training.stages.cot import COT, NO_COT_BASE, train_cot, train_no_cot_base
 from training.stages.icot import AA_ICOT, ICOT, NO_COT, train_aa_icot, train_icot, train_no_cot
 from training.stages.stream import iter_turns
+from training.stages.text import STAGE0, train_text
 
 CODEC_DIR = "codec"
 LABELS = {COT: "A-T-T-A", ICOT: "A-T-A ICoT", NO_COT: "A-T-A no-CoT", AA_ICOT: "A-A ICoT"}
 CHAINS = {ICOT: Chain.ATA, NO_COT: Chain.ATA, AA_ICOT: Chain.AA}  # the adapter bundles' chains
-BASELINE_DIRS = {NO_COT: "ata-no-cot", AA_ICOT: "aa-icot"}
+BASELINE_DIRS = {NO_COT: "ata-no-cot", AA_ICOT: "aa-icot", NO_COT_BASE: "ata-no-cot-base"}
 EVAL_SPLIT = "test"
 BARRIER_TIMEOUT_S = 6 * 3600  # processes wait this long for the main one (corpus, export, eval)
 
@@ -148,6 +150,7 @@ def bundle_paths(recipe: Recipe, run_dir: Path) -> dict[str, Path]:
         ICOT: Path(export.icot_bundle) if export.icot_bundle else run_dir / "bundles" / "icot",
         NO_COT: baselines / BASELINE_DIRS[NO_COT],
         AA_ICOT: baselines / BASELINE_DIRS[AA_ICOT],
+        NO_COT_BASE: baselines / BASELINE_DIRS[NO_COT_BASE],
     }
 
 
@@ -168,11 +171,12 @@ def run_recipe(recipe: Recipe, options: RunOptions | None = None) -> RunSummary:
     transformers_logging.disable_progress_bar()  # per-file load/save bars drown the stage bars
     accelerator = make_accelerator(recipe.training.mixed_precision)
     run_dir = Path(options.out or recipe.training.output_dir)
-    stages = [COT]
+    stages = [STAGE0] if recipe.stage0.enabled else []
+    stages.append(COT)
     if recipe.stage2.enabled:
         stages.append(ICOT)
     if recipe.baselines.no_cot_ata:
-        stages.append(NO_COT)
+        stages += [NO_COT_BASE, NO_COT] if recipe.stage0.enabled else [NO_COT]
     if recipe.baselines.aa_icot and recipe.stage2.enabled:
         stages.append(AA_ICOT)
 
@@ -197,7 +201,7 @@ def run_recipe(recipe: Recipe, options: RunOptions | None = None) -> RunSummary:
     if ctx.main:
         export_bundles(ctx, source, codec, trained, paths)
     accelerator.wait_for_everyone()
-    summary.bundles = {LABELS[name]: paths[name] for name in trained}
+    summary.bundles = {LABELS[name]: paths[name] for name in trained if name in LABELS}
 
     if options.evaluate and ctx.main:
         evaluate_run(recipe, source, summary, options)
@@ -206,14 +210,18 @@ def run_recipe(recipe: Recipe, options: RunOptions | None = None) -> RunSummary:
 
 
 def train_stages(ctx: StageContext, stages: list[str]) -> dict[str, Path]:
-    """Train stage 1, then the enabled stages on top of it: stage 1's model directory and the
-    others' adapter directories, by stage name."""
-    stage1_dir = train_cot(ctx)
+    """Train stage 0 if enabled, stage 1 from it, then the enabled stages: the full stages'
+    model directories and the others' adapter directories, by stage name (stage 0 is not
+    exported: it speaks no speech)."""
+    stage0_dir = train_text(ctx) if STAGE0 in stages else None
+    stage1_dir = train_cot(ctx, stage0_dir)
     trained = {COT: stage1_dir}
     if ICOT in stages:
         trained[ICOT] = train_icot(ctx, stage1_dir)
+    if NO_COT_BASE in stages and stage0_dir is not None:
+        trained[NO_COT_BASE] = train_no_cot_base(ctx, stage0_dir)
     if NO_COT in stages:
-        trained[NO_COT] = train_no_cot(ctx, stage1_dir)
+        trained[NO_COT] = train_no_cot(ctx, trained.get(NO_COT_BASE, stage1_dir))
     if AA_ICOT in stages:
         trained[AA_ICOT] = train_aa_icot(ctx, stage1_dir, trained[ICOT])
     return trained
@@ -230,11 +238,15 @@ def export_bundles(ctx: StageContext, source: CorpusSource, codec: SpeechCodec,
     context = AutoConfig.from_pretrained(stage1_dir).max_position_embeddings
     longest = longest_target(ctx, stage1_dir) if model.base_model is None else None
     generation = generation_config(model.base_model is None, context, longest)
-    export_cot_bundle(paths[COT], stage1_dir, codec, model.codec_kind, generation,
-                      source.input_level_dbfs())
+    level = source.input_level_dbfs()
+    export_cot_bundle(paths[COT], stage1_dir, codec, model.codec_kind, generation, level)
+    if NO_COT_BASE in trained:
+        export_cot_bundle(paths[NO_COT_BASE], trained[NO_COT_BASE], codec, model.codec_kind,
+                          generation, level, chain=Chain.ATA)
     for name, adapter in trained.items():
-        if name != COT:
-            export_adapter_bundle(paths[name], CHAINS[name], paths[COT], adapter, generation)
+        if name not in (COT, NO_COT_BASE):
+            base = paths[NO_COT_BASE] if name == NO_COT and NO_COT_BASE in trained else paths[COT]
+            export_adapter_bundle(paths[name], CHAINS[name], base, adapter, generation)
 
 
 def evaluate_run(recipe: Recipe, source: CorpusSource, summary: RunSummary,

@@ -1,6 +1,7 @@
-"""`icot train` end to end on the tiny recipe: corpus, stage 1, ICoT with k growing and optimizer
-resets, both baselines, bundles loaded back, evaluation table; --resume; the same run as two
-gloo processes under `accelerate launch`."""
+"""`icot train` end to end on the tiny recipe: corpus, stage 0 (text chat) feeding stage 1, ICoT
+with k growing and optimizer resets, both baselines (no-CoT from stage 0 on stage 1's schedule),
+bundles loaded back, evaluation table; --resume; the same run as two gloo processes under
+`accelerate launch`."""
 
 from __future__ import annotations
 
@@ -84,13 +85,47 @@ def test_the_demo_codec_is_fitted_on_the_corpus_audio_and_shipped_in_the_cot_bun
 def test_every_bundle_is_exported_and_loads(run):
     bundles = run / "bundles"
     expected = {"cot": Chain.ATTA, "icot": Chain.ATA, "baselines/ata-no-cot": Chain.ATA,
-                "baselines/aa-icot": Chain.AA}
+                "baselines/aa-icot": Chain.AA, "baselines/ata-no-cot-base": Chain.ATA}
     for name, chain in expected.items():
         bundle = Bundle.load(bundles / name)
         assert bundle.chain is chain
     icot = read_config(bundles / "icot")
     assert (icot.llm, icot.codec.path, icot.adapter) == ("../cot/llm", "../cot/codec", "adapter")
     assert read_config(bundles / "baselines" / "aa-icot").llm == "../../cot/llm"
+    # the no-CoT baseline is an adapter over its own model, trained from stage 0
+    assert read_config(bundles / "baselines" / "ata-no-cot").llm == "../ata-no-cot-base/llm"
+
+
+def test_stage0_trains_text_chat_and_the_no_cot_base_follows_stage1_s_schedule(run):
+    stage0 = read_log(run / "run" / "stage0" / "log.jsonl")
+    assert len(stage0) == 2  # stage0.steps
+    stage1 = read_log(run / "run" / "stage1" / "log.jsonl")
+    base = read_log(run / "run" / "no_cot_base" / "log.jsonl")
+    assert [e["lr"] for e in base] == [e["lr"] for e in stage1]
+
+
+def test_stage1_starts_from_the_stage0_model(work):
+    """With a vanishing stage-1 learning rate, stage 1's weights are stage 0's."""
+    out = work / "from-stage0"
+    code = train_main(["--recipe", "tiny", "--out", str(out / "run"), "--quiet", "--no-eval",
+                       *overrides(work, "from-stage0"), "--set", "stage1.lr=1.0e-12",
+                       "--set", "stage2.enabled=false", "--set", "baselines.no_cot_ata=false",
+                       "--set", "baselines.aa_icot=false"])
+    assert code == 0
+    before = load_file(out / "run" / "stage0" / "final" / "model" / "model.safetensors")
+    after = load_file(out / "run" / "stage1" / "final" / "model" / "model.safetensors")
+    assert before.keys() == after.keys()
+    for name, weight in before.items():
+        assert torch.allclose(weight, after[name], atol=1e-6), name
+    # not merely the same seeded initialization: stage 0 moved the weights away from it
+    from transformers import AutoTokenizer
+
+    from training.stages.cot import build_scratch_model
+
+    recipe = load_recipe("tiny")
+    tokenizer = AutoTokenizer.from_pretrained(out / "run" / "stage0" / "final" / "model")
+    fresh = build_scratch_model(recipe.model, tokenizer, recipe.training.seed).state_dict()
+    assert any(not torch.allclose(fresh[name], weight) for name, weight in before.items())
 
 
 def test_stage2_removes_k_tokens_on_schedule_and_resets_the_optimizer_when_k_grows(run, work):

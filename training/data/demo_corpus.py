@@ -1,13 +1,16 @@
 """The demo corpus: demo-domain dialogues voiced with espeak-ng, encoded by a codec, in shards.
 
-Splits: `train` (training voices, augmented), `dev` (training voices, other dialogues, clean)
-and `test` (the held-out voices only, clean). Each position of a split is one dialogue of one to
-three turns planned from a generator seeded by (seed, split, position) — its text
-(training/data/domain.py), its user voice, speed and pitch, and each turn's augmentation — so a
-build resumed or repeated anywhere writes the same bytes. User turns are spoken in the dialogue's
-user voice, replies in the fixed assistant voice (training/data/synth.py); edge silences are
-trimmed to a short margin. Records are stored with training/data/shards.py, one dialogue per
-line. Knows nothing of tokenizers, templates or models; the codec is passed in.
+Splits: `train` (training voices, augmented), `dev` (the dev voices, clean), `test` (the test
+voices, clean) and `text` (dialogues with no audio at all: stage 0's text chat). Speech splits
+never hold held-out content but `test`, which asks about it half the time where an intent has
+some (training/data/domain.py, `Content`); `check_held_out` proves it over a built corpus. Each
+position of a split is one dialogue of one to three turns planned from a generator seeded by
+(seed, split, position) — its text, its user voice, speed and pitch, and each turn's
+augmentation — so a build resumed or repeated anywhere writes the same bytes. User turns are
+spoken in the dialogue's user voice, replies in the fixed assistant voice
+(training/data/synth.py); edge silences are trimmed to a short margin. Records are stored with
+training/data/shards.py, one dialogue per line. Knows nothing of tokenizers, templates or
+models; the codec is passed in.
 """
 
 from __future__ import annotations
@@ -25,28 +28,40 @@ import numpy as np
 
 from model.audio import resample
 from model.codecs import SpeechCodec
-from training.data.domain import Dialogue, sample_dialogue
+from training.data.domain import Content, Dialogue, reply_to, sample_dialogue
 from training.data.shards import Corpus, CorpusError, SplitPlan, build_corpus
 from training.data.synth import (
     ASSISTANT_VOICE,
+    DEV_VOICES,
     HELD_OUT_LANGUAGES,
     HELD_OUT_VARIANTS,
+    NOISE_KINDS,
     SAMPLE_RATE_HZ,
     TRAINING_PITCH_RANGE,
     TRAINING_SPEED_RANGE_WPM,
     Voice,
     add_noise,
+    band_limit,
     espeak_path,
+    room_echo,
     sample_training_voice,
+    set_gain,
     speed_perturb,
     synthesize_many,
 )
 
-CORPUS_FORMAT = "icot-demo-corpus/1"
-SPLITS = ("train", "dev", "test")
+CORPUS_FORMAT = "icot-demo-corpus/2"
+SPEECH_SPLITS = ("train", "dev", "test")
+TEXT_SPLIT = "text"
+SPLITS = (*SPEECH_SPLITS, TEXT_SPLIT)
+SPLIT_CONTENT = {"train": Content.SPEECH, "dev": Content.SPEECH, "test": Content.TEST,
+                 TEXT_SPLIT: Content.TEXT}
 SPEED_FACTOR_RANGE = (0.85, 1.15)  # speed perturbation: tempo, pitch and formants ×0.85 … ×1.15
 NOISE_SNR_RANGE_DB = (20.0, 40.0)  # background noise down to 20 dB SNR (the demo-domain page)
 NOISE_COLORS = ("white", "pink")
+WIDE_GAIN_RANGE_DB = (-20.0, 12.0)  # wide augmentation: a quiet or loud microphone
+WIDE_ECHO_RANGE_S = (0.1, 0.4)  # wide augmentation: reverberation time of a mild room
+TELEPHONE_RATE_HZ = 8000
 TRIM_FRAME_S = 0.01
 TRIM_FLOOR_DB = 40.0  # frames more than this below the loudest frame count as silence
 TRIM_MARGIN_S = 0.1  # silence kept before the first and after the last voiced frame
@@ -59,12 +74,17 @@ class DemoCorpusSpec:
     augment_prob: probability that a training user turn is augmented (speed, noise or both).
     max_speech_tokens: a dialogue with a user turn or reply longer than this many units is
         left out (its position is skipped).
-    memory_rate: share of multi-turn dialogues that state a name and later ask for it back.
+    memory_rate: share of multi-turn dialogues that state a name or number and later ask for it.
+    text_dialogues: dialogues of the `text` split (stage 0's text chat; no audio).
+    wide_augmentation: augmented training turns may also get other noise kinds, a level change,
+        a telephone band or a room echo (`_sample_augmentation`).
     """
 
     train_dialogues: int
     dev_dialogues: int
     test_dialogues: int
+    text_dialogues: int = 0
+    wide_augmentation: bool = False
     seed: int = 0
     augment_prob: float = 0.0
     max_speech_tokens: int = 500
@@ -93,21 +113,41 @@ class DemoCorpusSpec:
 
 @dataclass(frozen=True)
 class Augmentation:
-    """What is done to one user turn's audio: speed factor, then noise at `snr_db` (None: no
-    noise) of `noise` color."""
+    """What is done to one user turn's audio, in this order: speed factor; room echo of
+    reverberation time `echo_rt60_s`; a channel of `band_rate_hz` (8000: telephone); noise at
+    `snr_db` of kind `noise`; level changed by `gain_db`. None (or 1.0) skips a step."""
 
     speed_factor: float = 1.0
     snr_db: float | None = None
     noise: str = "white"
+    gain_db: float | None = None
+    band_rate_hz: int | None = None
+    echo_rt60_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.noise not in NOISE_KINDS:
+            raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}, got {self.noise!r}")
+        for name in ("snr_db", "gain_db", "echo_rt60_s"):
+            value = getattr(self, name)
+            if value is not None and not np.isfinite(value):
+                raise ValueError(f"{name} must be a finite number or None, got {value}")
+        if self.band_rate_hz is not None and not 4000 <= self.band_rate_hz < SAMPLE_RATE_HZ:
+            raise ValueError(f"band_rate_hz must lie in 4000..{SAMPLE_RATE_HZ - 1}")
 
     def apply(self, samples: np.ndarray, seed: str) -> np.ndarray:
-        """float32 (T,) at 16 kHz → the augmented clip; the noise is seeded by `seed`."""
+        """float32 (T,) at 16 kHz → the augmented clip; noise and echo are seeded by `seed`."""
+        digest = hashlib.sha256(seed.encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         if self.speed_factor != 1.0:
             samples = speed_perturb(samples, self.speed_factor)
+        if self.echo_rt60_s is not None:
+            samples = room_echo(samples, self.echo_rt60_s, rng)
+        if self.band_rate_hz is not None:
+            samples = band_limit(samples, self.band_rate_hz)
         if self.snr_db is not None:
-            digest = hashlib.sha256(seed.encode()).digest()
-            rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
             samples = add_noise(samples, self.snr_db, rng, color=self.noise)
+        if self.gain_db is not None:
+            samples = set_gain(samples, self.gain_db)
         return samples
 
 
@@ -129,34 +169,55 @@ class DialoguePlan:
         return f"{self.split}:{self.index}"
 
 
-def _sample_augmentation(rng: random.Random, prob: float) -> Augmentation:
+def _sample_augmentation(rng: random.Random, prob: float, wide: bool) -> Augmentation:
+    """With probability `prob`: speed, noise or both; `wide` adds noise kinds and, each with
+    probability 1/3, a level change, a telephone band and a mild room echo."""
     if rng.random() >= prob:
         return NO_AUGMENTATION
     kind = rng.choice(("speed", "noise", "both"))
     speed = round(rng.uniform(*SPEED_FACTOR_RANGE), 3) if kind != "noise" else 1.0
     snr = round(rng.uniform(*NOISE_SNR_RANGE_DB), 1) if kind != "speed" else None
-    return Augmentation(speed, snr, rng.choice(NOISE_COLORS))
+    if not wide:
+        return Augmentation(speed, snr, rng.choice(NOISE_COLORS))
+    noise = rng.choice(NOISE_KINDS)
+    gain = round(rng.uniform(*WIDE_GAIN_RANGE_DB), 1) if rng.random() < 1 / 3 else None
+    band = TELEPHONE_RATE_HZ if rng.random() < 1 / 3 else None
+    echo = round(rng.uniform(*WIDE_ECHO_RANGE_S), 2) if rng.random() < 1 / 3 else None
+    return Augmentation(speed, snr, noise, gain, band, echo)
 
 
 def _held_out_voice(rng: random.Random) -> Voice:
-    """A held-out language and variant at a speed and pitch drawn from the training ranges."""
+    """A test language and variant at a speed and pitch drawn from the training ranges."""
     return Voice(rng.choice(HELD_OUT_LANGUAGES), rng.choice(HELD_OUT_VARIANTS),
                  rng.randint(*TRAINING_SPEED_RANGE_WPM), rng.randint(*TRAINING_PITCH_RANGE))
+
+
+def _dev_voice(rng: random.Random) -> Voice:
+    """A dev voice at a speed and pitch drawn from the training ranges."""
+    voice = rng.choice(DEV_VOICES)
+    return Voice(voice.language, voice.variant, rng.randint(*TRAINING_SPEED_RANGE_WPM),
+                 rng.randint(*TRAINING_PITCH_RANGE))
+
+
+SPLIT_VOICE = {"train": sample_training_voice, "dev": _dev_voice, "test": _held_out_voice,
+               TEXT_SPLIT: lambda rng: ASSISTANT_VOICE}  # text: no user audio is ever made
 
 
 def plan_dialogue(spec: DemoCorpusSpec, split: str, index: int) -> DialoguePlan:
     """The dialogue at `index` of `split`: the same plan for the same (spec.seed, split, index).
 
-    train and dev draw from the training voices (dev from its own seed stream: other
-    dialogues); test from the held-out voices. Only train turns are augmented.
+    train draws from the training voices, dev from the dev voices, test from the test voices,
+    each split from its own seed stream; only train turns are augmented. The text of each split
+    is drawn from the content SPLIT_CONTENT allows it.
     """
     if not 0 <= index < spec.size(split):
         raise IndexError(f"{split} has {spec.size(split)} dialogues; no index {index}")
     rng = random.Random(f"{CORPUS_FORMAT}:{spec.seed}:{split}:{index}")
-    dialogue = sample_dialogue(rng, memory_rate=spec.memory_rate)
-    voice = _held_out_voice(rng) if split == "test" else sample_training_voice(rng)
+    dialogue = sample_dialogue(rng, memory_rate=spec.memory_rate, content=SPLIT_CONTENT[split])
+    voice = SPLIT_VOICE[split](rng)
     prob = spec.augment_prob if split == "train" else 0.0
-    augmentations = tuple(_sample_augmentation(rng, prob) for _ in dialogue.turns)
+    augmentations = tuple(_sample_augmentation(rng, prob, spec.wide_augmentation)
+                          for _ in dialogue.turns)
     return DialoguePlan(split, index, dialogue, voice, augmentations)
 
 
@@ -228,6 +289,9 @@ class DialogueSource:
 
     def __call__(self, start: int, stop: int) -> Iterator[dict[str, Any]]:
         plans = [plan_dialogue(self.spec, self.split, i) for i in range(start, stop)]
+        if self.split == TEXT_SPLIT:
+            yield from map(text_record, plans)
+            return
         prefetch_replies([t.reply for p in plans for t in p.dialogue.turns],
                                  self.workers)
         for plan, clips in zip(plans, user_audio(plans, self.workers), strict=True):
@@ -255,6 +319,30 @@ class DialogueSource:
         voice = plan.voice
         return {"split": plan.split, "index": plan.index, "voice": voice.espeak_name,
                 "speed_wpm": voice.speed_wpm, "pitch": voice.pitch, "turns": turns}
+
+
+def text_record(plan: DialoguePlan) -> dict[str, Any]:
+    """The stored form of one text-chat dialogue: the turns' words, no units."""
+    turns = [{"user_units": [], "transcript": turn.user, "reply_text": turn.reply,
+              "reply_units": [], "intent": turn.intent} for turn in plan.dialogue.turns]
+    return {"split": plan.split, "index": plan.index, "turns": turns}
+
+
+def check_held_out(corpus: Corpus) -> int:
+    """Raise CorpusError if a train or dev dialogue of `corpus` holds held-out content (an unseen
+    sum, a text-only fact, a reserved reverse triple), judged from its stored words by the
+    domain's reply rule; returns the number of turns checked."""
+    checked = 0
+    for split in ("train", "dev"):
+        for record in corpus.iter_split(split):
+            users: list[str] = []
+            for turn in record["turns"]:
+                if reply_to(turn["transcript"], users).held_out:
+                    raise CorpusError(f"{corpus.directory}: {split} dialogue {record['index']} "
+                                      f"holds held-out content: {turn['transcript']!r}")
+                users.append(turn["transcript"])
+                checked += 1
+    return checked
 
 
 def codec_fingerprint(codec: SpeechCodec) -> str:
@@ -322,7 +410,7 @@ def build_demo_corpus(
 def codec_fit_audio(spec: DemoCorpusSpec, dialogues: int, workers: int = 2) -> list[np.ndarray]:
     """Audio to fit the unit codec on: the user turns of the first `dialogues` training
     dialogues (as the corpus voices them) and every distinct reply among them in the assistant
-    voice, which is what the codec must decode well."""
+    voice, which is what the codec must decode well. No test dialogue is among them."""
     plans = [plan_dialogue(spec, "train", i) for i in range(min(dialogues, spec.train_dialogues))]
     replies = sorted({turn.reply for plan in plans for turn in plan.dialogue.turns})
     prefetch_replies(replies, workers)

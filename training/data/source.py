@@ -29,6 +29,8 @@ class EvalTurn:
     audio: np.ndarray = field(repr=False)
     sample_rate: int
     intent: str | None = None
+    category: str | None = None
+    """What the turn tests (the demo domain's `Category`: seen, unseen sums, …), if known."""
 
 
 EvalDialogue = Sequence[EvalTurn]

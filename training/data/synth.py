@@ -1,8 +1,10 @@
 """Voice text with espeak-ng into float32 mono 16 kHz audio, the demo voices, and augmentation.
 
-The voices come from the demo-domain page: one assistant voice, training user voices, and user
-voices held out for evaluation. This module only makes and perturbs audio; it must not touch
-models, codecs or the domain's sentences.
+The voices come from the demo-domain page: one assistant voice, training user voices, dev voices
+(every tuning choice), test voices (HELD_OUT_*: the shipped figures only), and the stress voices,
+English voices and variants in none of those lists (docs/training.md, "Stress set"). This
+module only makes and perturbs audio; it must not touch models, codecs or the domain's
+sentences.
 """
 
 from __future__ import annotations
@@ -28,8 +30,12 @@ TRAINING_LANGUAGES = ("en-us", "en-gb", "en-gb-x-rp", "en-029")
 TRAINING_VARIANTS: tuple[str | None, ...] = (None, "m1", "m2", "m3", "f1", "f2", "f3")
 TRAINING_SPEED_RANGE_WPM = (140, 180)
 TRAINING_PITCH_RANGE = (35, 65)
-HELD_OUT_LANGUAGES = ("en-gb-x-gbcwmd", "en-us-nyc")
+HELD_OUT_LANGUAGES = ("en-gb-x-gbcwmd", "en-us-nyc")  # the test voices
 HELD_OUT_VARIANTS = ("m4", "f4")
+DEV_VOICE_NAMES = ("en-us+m7", "en-us+klatt2", "en-gb-x-rp+klatt3")
+STRESS_VOICE_NAMES = ("en-gb-scotland", "en-gb-x-gbclan+m5", "en-us+f5", "en-029+m6",
+                      "en-gb+klatt4", "en-gb-x-rp+m8")
+NOISE_KINDS = ("white", "pink", "brown", "hum")
 
 
 class SynthesisError(RuntimeError):
@@ -61,7 +67,14 @@ class Voice:
         return self.language if self.variant is None else f"{self.language}+{self.variant}"
 
 
+def voice_named(name: str, speed_wpm: int = 160, pitch: int = 50) -> Voice:
+    """`en-us+m7` → Voice("en-us", "m7", …)."""
+    language, _, variant = name.partition("+")
+    return Voice(language, variant or None, speed_wpm, pitch)
+
+
 ASSISTANT_VOICE = Voice("en-us", None, 160, 50)
+DEV_VOICES = tuple(map(voice_named, DEV_VOICE_NAMES))
 TRAINING_VOICES = tuple(Voice(lang, v) for lang in TRAINING_LANGUAGES for v in TRAINING_VARIANTS)
 HELD_OUT_VOICES = tuple(Voice(lang, v) for lang in HELD_OUT_LANGUAGES for v in HELD_OUT_VARIANTS)
 
@@ -153,22 +166,54 @@ def speed_perturb(samples: np.ndarray, factor: float) -> np.ndarray:
 def add_noise(
     samples: np.ndarray, snr_db: float, rng: np.random.Generator, *, color: str = "white"
 ) -> np.ndarray:
-    """Add Gaussian noise (`white`, or `pink`: 1/f power) at `snr_db` relative to the signal.
+    """Add noise at `snr_db` relative to the signal: Gaussian `white`, `pink` (1/f power) or
+    `brown` (1/f²), or `hum` (mains hum: 50 Hz and its first harmonics at a random phase).
 
     The signal power is measured over the whole clip, silences included, as a listener's noise
     floor would be. Silent input is returned unchanged (no SNR is defined).
     """
-    if color not in ("white", "pink"):
-        raise ValueError(f"noise color must be 'white' or 'pink', got {color!r}")
+    if color not in NOISE_KINDS:
+        raise ValueError(f"noise color must be one of {', '.join(NOISE_KINDS)}, got {color!r}")
     signal = np.asarray(samples, dtype=np.float32)  # (T,)
     signal_power = float(np.mean(signal.astype(np.float64) ** 2))
     if signal_power == 0.0:
         return signal.copy()
     noise = rng.standard_normal(signal.size)  # (T,)
-    if color == "pink":
+    if color in ("pink", "brown"):
         spectrum = np.fft.rfft(noise)  # (T//2+1,)
-        spectrum[1:] /= np.sqrt(np.arange(1, spectrum.size))
+        spectrum[1:] /= np.arange(1, spectrum.size) ** (0.5 if color == "pink" else 1.0)
         spectrum[0] = 0.0
         noise = np.fft.irfft(spectrum, n=signal.size)
+    elif color == "hum":
+        t = np.arange(signal.size) / SAMPLE_RATE_HZ  # (T,) seconds
+        noise = sum(np.sin(2 * np.pi * 50.0 * h * t + rng.uniform(0, 2 * np.pi)) / h
+                    for h in (1, 2, 3, 4, 5))
     noise *= np.sqrt(signal_power / (np.mean(noise**2) * 10.0 ** (snr_db / 10.0)))
     return (signal + noise).astype(np.float32)
+
+
+def set_gain(samples: np.ndarray, gain_db: float) -> np.ndarray:
+    """(T,) scaled by `gain_db` and clipped to [−1, 1], as a loud microphone clips."""
+    return np.clip(samples * np.float32(10.0 ** (gain_db / 20.0)), -1.0, 1.0).astype(np.float32)
+
+
+def band_limit(samples: np.ndarray, rate_hz: int) -> np.ndarray:
+    """(T,) at 16 kHz through a `rate_hz` channel (telephone: 8000) and back: (T',) at 16 kHz
+    with nothing above rate_hz / 2."""
+    return resample(resample(samples, SAMPLE_RATE_HZ, rate_hz), rate_hz, SAMPLE_RATE_HZ)
+
+
+def room_echo(samples: np.ndarray, rt60_s: float, rng: np.random.Generator,
+              wet: float = 0.3) -> np.ndarray:
+    """A mild room: (T,) convolved with an exponentially decaying noise tail of reverberation
+    time `rt60_s` (60 dB of decay), mixed `wet` against the dry signal, level kept; (T,)."""
+    if not 0.0 < rt60_s <= 2.0:
+        raise ValueError(f"rt60_s must lie in (0, 2], got {rt60_s}")
+    length = int(rt60_s * SAMPLE_RATE_HZ)
+    t = np.arange(length) / SAMPLE_RATE_HZ  # (L,)
+    tail = rng.standard_normal(length) * 10.0 ** (-3.0 * t / rt60_s)  # (L,) −60 dB at rt60
+    tail /= np.sqrt(np.sum(tail**2))
+    wet_signal = np.convolve(samples, tail)[: samples.size]  # (T,)
+    mixed = (1.0 - wet) * samples + wet * wet_signal
+    peak_in, peak_out = np.max(np.abs(samples)), np.max(np.abs(mixed))
+    return (mixed * (peak_in / peak_out if peak_out > 0 else 1.0)).astype(np.float32)

@@ -98,9 +98,9 @@ class StageContext:
     def renderer(self, tokenizer: Any, context_tokens: int) -> Renderer:
         return Renderer(self.template(tokenizer), context_tokens)
 
-    def stream(self) -> TurnStream:
-        """This rank's endless stream of training turns."""
-        return TurnStream(self.corpus, "train", max_history=self.recipe.data.max_history_turns,
+    def stream(self, split: str = "train") -> TurnStream:
+        """This rank's endless stream of the split's turns (`text`: stage 0's text chat)."""
+        return TurnStream(self.corpus, split, max_history=self.recipe.data.max_history_turns,
                           seed=self.recipe.training.seed, rank=self.accelerator.process_index,
                           world_size=self.accelerator.num_processes)
 
@@ -113,7 +113,8 @@ class StageContext:
                 break
         return turns
 
-    def run(self, spec: StageSpec, model: nn.Module, tokenizer: Any) -> StageResult:
-        return run_stage(spec, model, self.stream(), accelerator=self.accelerator,
+    def run(self, spec: StageSpec, model: nn.Module, tokenizer: Any,
+            split: str = "train") -> StageResult:
+        return run_stage(spec, model, self.stream(split), accelerator=self.accelerator,
                          training=self.recipe.training, stage_dir=self.stage_dir(spec.name),
                          pad_id=pad_id(tokenizer), resume=self.resume, progress=self.progress)

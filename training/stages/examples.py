@@ -127,6 +127,17 @@ class Renderer:
         rendered = self._example(Chain.ATTA, item, history, transcript_drop=drop)
         return self._with_teacher(rendered, item, teacher)
 
+    def typed(self, item: TurnItem, *, speech: bool = True) -> Rendered:
+        """The text-in chain: the transcript typed, then reply text and reply speech (without
+        `speech`, an empty speech segment: stage 0's text chat). History turns are typed too."""
+        history = [PastTurn((), turn.transcript, turn.reply_text,
+                            turn.reply_units if speech else (), typed=True)
+                   for turn in item.history]
+        example = self.template.typed_example(
+            item.transcript, item.reply_text, item.reply_units if speech else (),
+            history=history, max_tokens=self.max_tokens)
+        return Rendered(example.ids, example.boundary, self._speech_positions(example.ids))
+
     def ata(self, item: TurnItem) -> Rendered:
         """The no-CoT baseline: the A-T-A chain directly."""
         return self._example(Chain.ATA, item, self._history(item, transcripts=False))

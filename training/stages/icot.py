@@ -4,7 +4,9 @@
   (schedule.py); the optimizer is reset each time k grows; optionally KL to the frozen
   stage-1 model (the same weights with the adapter disabled) on the reply-speech logits. It runs
   until the longest transcript is gone plus `extra_steps`: the end state is the A-T-A chain.
-- No-CoT baseline (`no_cot`): A-T-A examples from the first step, no curriculum.
+- No-CoT baseline (`no_cot`): A-T-A examples from the first step, no curriculum, on the model
+  it is given: the stage-1 model, or with stage 0 its own A-T-A model trained from stage 0
+  (cot.py, `no_cot_base`), so that it gets the ICoT arm's whole budget.
 - A-A with ICoT (`aa_icot`): continues the ICoT adapter and removes the reply text the same way
   (same T and λ) until the model answers with speech only.
 Each writes `{stage}/final/adapter`. Knows nothing of bundles or evaluation.
@@ -129,11 +131,12 @@ def no_cot_steps(ctx: StageContext, renderer: Renderer) -> int:
     return max(1, schedule.completion_step(max_len) + ctx.recipe.stage2.extra_steps)
 
 
-def train_no_cot(ctx: StageContext, stage1_dir: Path) -> Path:
-    """The A-T-A baseline without the ASR chain of thought; returns the adapter directory."""
+def train_no_cot(ctx: StageContext, base_dir: Path) -> Path:
+    """The A-T-A baseline without the ASR chain of thought, an adapter on the model in
+    `base_dir`; returns the adapter directory."""
     if ctx.is_done(NO_COT):
         return ctx.final_dir(NO_COT) / "adapter"
-    model, tokenizer, renderer = _new_adapter(ctx, NO_COT, stage1_dir)
+    model, tokenizer, renderer = _new_adapter(ctx, NO_COT, base_dir)
     dev = [renderer.ata(turn) for turn in ctx.monitor_turns()]
     pad, every = pad_id(tokenizer), ctx.recipe.training.checkpoint_every
     spec = StageSpec(

@@ -4,8 +4,9 @@ A stage (cot.py, icot.py) describes itself with a `StageSpec`: how long it runs,
 rate, how a turn becomes a token sequence at a given step, when the optimizer resets, the KL
 weight and an optional monitor. `run_stage` owns the rest: right-padded batches and
 the cross-entropy on each sequence's target part only (batch.py), KL to the frozen stage-1
-model through peft's `disable_adapter()`, AdamW with linear warmup (restarted at each reset) and
-an optional cosine decay, gradient accumulation and clipping, a progress bar and `log.jsonl`
+model through peft's `disable_adapter()`, AdamW with linear warmup at the stage's start (not
+after an optimizer reset, so every arm of a comparison follows one schedule) and an optional
+cosine decay, gradient accumulation and clipping, a progress bar and `log.jsonl`
 (logs.py), and resumable checkpoints (checkpoints.py). It runs single-process or under
 `accelerate launch` (DDP; each rank reads its own slice of the data).
 Knows nothing of chains, corpora or the removal schedule's arithmetic.
@@ -86,11 +87,12 @@ class StageSpec:
             raise ValueError(f"{self.name}: kl_weight must be ≥ 0 and kl_temperature > 0")
 
 
-def warmup_factor(steps_since_reset: int, warmup_steps: int) -> float:
-    """Linear warmup: (n + 1) / warmup for the first warmup steps after a start or reset, then 1."""
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Linear warmup: (step + 1) / warmup for the stage's first warmup steps, then 1. An optimizer
+    reset does not warm up again (docs/training.md, "One learning-rate schedule")."""
     if warmup_steps <= 0:
         return 1.0
-    return min(1.0, (steps_since_reset + 1) / warmup_steps)
+    return min(1.0, (step + 1) / warmup_steps)
 
 
 def schedule_factor(step: int, total: int, training: TrainingConfig) -> float:
@@ -101,14 +103,6 @@ def schedule_factor(step: int, total: int, training: TrainingConfig) -> float:
     progress = min(step, total - 1) / (total - 1)
     floor = training.min_lr_ratio
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def last_reset_before(step: int, reset_due: Callable[[int], bool]) -> int:
-    """The latest step ≤ `step` at which the optimizer was reset (0: the stage's start)."""
-    for candidate in range(step, 0, -1):
-        if reset_due(candidate):
-            return candidate
-    return 0
 
 
 @dataclass
@@ -285,7 +279,6 @@ def run_stage(
     log = RunLog(stage_dir / "log.jsonl", start if checkpoint else None, main)
     # a monitor entry is written before its step runs: keep those of steps already run
     monitor_log = RunLog(stage_dir / "monitor.jsonl", start - 1 if checkpoint else None, main)
-    last_reset = last_reset_before(start, spec.reset_due) if start else 0
     model_to_train = trainer.model
     model_to_train.train()
     began = time.perf_counter()
@@ -299,8 +292,7 @@ def run_stage(
             reset = step > 0 and spec.reset_due(step)
             if reset:
                 reset_optimizer(trainer.optimizer)
-                last_reset = step
-            lr = (spec.lr * warmup_factor(step - last_reset, training.warmup_steps)
+            lr = (spec.lr * warmup_factor(step, training.warmup_steps)
                   * schedule_factor(step, trainer.total, training))
             for group in trainer.optimizer.param_groups:
                 group["lr"] = lr

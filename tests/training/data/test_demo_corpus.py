@@ -1,5 +1,6 @@
-"""The demo corpus builder: deterministic plans, voices per split, augmentation, trimming, and a
-real (small) build voiced by espeak-ng and encoded by a codec: records, resume, refusal."""
+"""The demo corpus builder: deterministic plans, voices per split, held-out content kept out of
+speech training, augmentation, trimming, and a real (small) build voiced by espeak-ng and encoded
+by a codec: records, the text split, the held-out proof, resume, refusal."""
 
 from __future__ import annotations
 
@@ -11,17 +12,20 @@ import pytest
 from model.codecs.units import UnitCodec
 from training.data.demo_corpus import (
     NO_AUGMENTATION,
+    SPEECH_SPLITS,
     SPLITS,
     Augmentation,
     DemoCorpusSpec,
     build_demo_corpus,
+    check_held_out,
     codec_fit_audio,
     plan_dialogue,
     trim_silence,
 )
-from training.data.domain import reply_to
+from training.data.domain import Category, reply_to
 from training.data.shards import Corpus, CorpusError
 from training.data.synth import (
+    DEV_VOICES,
     HELD_OUT_LANGUAGES,
     HELD_OUT_VARIANTS,
     SAMPLE_RATE_HZ,
@@ -30,9 +34,9 @@ from training.data.synth import (
 )
 
 SPEC = DemoCorpusSpec(train_dialogues=3, dev_dialogues=1, test_dialogues=2, seed=7,
-                      augment_prob=1.0)
+                      augment_prob=1.0, text_dialogues=3)
 MANY = DemoCorpusSpec(train_dialogues=200, dev_dialogues=200, test_dialogues=200,
-                      augment_prob=0.5)
+                      augment_prob=0.5, text_dialogues=200)
 
 
 def unit_codec(seed: int) -> UnitCodec:
@@ -60,16 +64,34 @@ def test_plans_depend_only_on_seed_split_and_position():
     assert plan_dialogue(reseeded, "train", 5) != plan_dialogue(MANY, "train", 5)
 
 
-def test_test_dialogues_use_only_held_out_voices_and_the_others_only_training_voices():
-    for split in SPLITS:
+def test_each_split_speaks_with_its_own_voices_only():
+    for split in SPEECH_SPLITS:
         voices = [plan_dialogue(MANY, split, i).voice for i in range(200)]
         languages = {v.language for v in voices}
         variants = {v.variant for v in voices}
         if split == "test":
             assert languages == set(HELD_OUT_LANGUAGES) and variants == set(HELD_OUT_VARIANTS)
+        elif split == "dev":
+            assert {(v.language, v.variant) for v in voices} == \
+                {(v.language, v.variant) for v in DEV_VOICES}
         else:
             assert languages <= set(TRAINING_LANGUAGES) and variants <= set(TRAINING_VARIANTS)
             assert len(languages) == len(TRAINING_LANGUAGES)
+
+
+def test_held_out_content_is_only_in_the_test_and_text_splits():
+    def categories(split):
+        return [turn.category for i in range(200)
+                for turn in plan_dialogue(MANY, split, i).dialogue.turns]
+
+    for split in ("train", "dev"):
+        assert not any(turn.held_out for i in range(200)
+                       for turn in plan_dialogue(MANY, split, i).dialogue.turns)
+    test = categories("test")
+    for category in Category:  # the test split asks about every category
+        assert test.count(category) >= 5, (category, test.count(category))
+    assert any(turn.held_out for i in range(200)
+               for turn in plan_dialogue(MANY, "text", i).dialogue.turns)
 
 
 def test_only_training_turns_are_augmented_at_the_requested_rate():
@@ -93,8 +115,9 @@ def test_dialogues_follow_the_reply_rule_including_recall():
         users = [t.user for t in plan.dialogue.turns]
         for index, turn in enumerate(plan.dialogue.turns):
             assert turn == reply_to(turn.user, users[:index])
-            recalls += turn.intent == "recall" and turn.reply.startswith("your name is")
-    assert recalls > 10  # names stated earlier are asked for later
+            recalls += turn.intent in ("recall", "recall_number") and not turn.reply.startswith(
+                "i do not know")
+    assert recalls > 10  # names and numbers stated earlier are asked for later
 
 
 def test_noise_is_added_at_the_requested_snr():
@@ -127,7 +150,11 @@ def test_a_build_stores_every_split_as_dialogue_records(built, codec):
         assert len(records) == SPEC.size(split)
         for index, record in enumerate(records):
             plan = plan_dialogue(SPEC, split, index)
-            assert record["index"] == index and record["voice"] == plan.voice.espeak_name
+            assert record["index"] == index
+            if split == "text":  # text chat: words only
+                assert all(t["user_units"] == [] == t["reply_units"] for t in record["turns"])
+                continue
+            assert record["voice"] == plan.voice.espeak_name
             assert [t["transcript"] for t in record["turns"]] == \
                 [t.user for t in plan.dialogue.turns]
             for turn in record["turns"]:
@@ -138,9 +165,33 @@ def test_a_build_stores_every_split_as_dialogue_records(built, codec):
                     assert units and all(0 <= u < codec.vocab_size for u in units)
 
 
+def test_the_built_corpus_holds_no_held_out_content_in_a_speech_training_split(built):
+    corpus = Corpus.open(built[0])
+    assert check_held_out(corpus) == sum(len(r["turns"]) for split in ("train", "dev")
+                                         for r in corpus.iter_split(split))
+
+
+def test_the_held_out_proof_fails_on_a_corpus_that_leaks(built, tmp_path):
+    """A corpus whose training split holds an unseen sum is refused by check_held_out."""
+    import gzip
+    import shutil
+
+    leaky = tmp_path / "leaky"
+    shutil.copytree(built[0], leaky)
+    manifest = json.loads((leaky / "manifest.json").read_text())
+    shard = leaky / manifest["splits"]["train"]["shards"][0]["file"]
+    with gzip.open(shard, "rt", encoding="utf-8") as f:
+        records = [json.loads(line) for line in f]
+    records[0]["turns"][0].update(transcript="what is three plus five", reply_text="eight")
+    with gzip.open(shard, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    with pytest.raises(CorpusError, match="held-out content"):
+        check_held_out(Corpus.open(leaky))
+
+
 def test_the_same_reply_always_has_the_same_units(built):
     units: dict[str, list[int]] = {}
-    for split in SPLITS:
+    for split in SPEECH_SPLITS:
         for record in Corpus.open(built[0]).iter_split(split):
             for turn in record["turns"]:
                 assert units.setdefault(turn["reply_text"], turn["reply_units"]) == \

@@ -20,7 +20,9 @@ def test_the_demo_source_holds_the_corpus_its_recipe_describes():
     assert (spec.train_dialogues, spec.dev_dialogues, spec.test_dialogues) == (20000, 100, 100)
     assert (spec.seed, spec.augment_prob, spec.max_speech_tokens) == (0, 0.5, 500)
     assert source.split_voices("test") == (
-        "held-out voices only (en-gb-x-gbcwmd, en-us-nyc; variants m4, f4)")
+        "test voices only (en-gb-x-gbcwmd, en-us-nyc; variants m4, f4)")
+    assert source.split_voices("dev") == (
+        "dev voices only (en-us+m7, en-us+klatt2, en-gb-x-rp+klatt3)")
 
 
 def test_the_tiny_demo_source_voices_its_test_dialogues(tmp_path):

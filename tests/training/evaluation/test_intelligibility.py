@@ -94,20 +94,21 @@ SHIPPED_ICOT_BUNDLE = Path(__file__).resolve().parents[3] / "checkpoints" / "dem
 
 
 def _first_test_reply() -> tuple[np.ndarray, int]:
-    """The shipped ICoT bundle's spoken reply to the first test question (held-out voice)."""
+    """The shipped ICoT bundle's spoken reply to `count from two to six` in a test voice (the
+    first test question of demo domain v1, which the shipped bundle was trained on)."""
     from model.runtime import Runtime
     from model.turn import ReplyAudio
-    from training.config import load_recipe
-    from training.data.demo_source import DemoSource
+    from training.data.demo_corpus import trim_silence
+    from training.data.synth import SAMPLE_RATE_HZ, Voice, synthesize
 
-    turn = DemoSource(load_recipe("demo")).dialogues("test", 1)[0][0]
+    question = trim_silence(synthesize("count from two to six", Voice("en-us-nyc", "m4", 150)))
 
     async def answer() -> tuple[np.ndarray, int]:
         runtime = Runtime.load(SHIPPED_ICOT_BUNDLE)
         await runtime.warmup()
         try:
             chunks = [event.samples async for event in
-                      runtime.new_conversation().respond(turn.audio, turn.sample_rate)
+                      runtime.new_conversation().respond(question, SAMPLE_RATE_HZ)
                       if isinstance(event, ReplyAudio)]
         finally:
             await runtime.close()

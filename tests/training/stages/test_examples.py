@@ -135,3 +135,34 @@ def test_the_oldest_history_goes_first_when_the_budget_is_short(template, render
     assert "nice to meet you" not in template.vocab.describe(tight.atta(item).ids)
     with pytest.raises(PromptTooLongError):
         Renderer(template, max_tokens=20).atta(item)
+
+
+def test_a_typed_turn_is_learned_after_exactly_the_server_s_typed_prompt(template, renderer):
+    """Stage 1's typed share: typed words in, reply text and speech out; the history is typed."""
+    item = recall()
+    rendered = renderer.typed(item)
+    history = [PastTurn((), t.transcript, t.reply_text, t.reply_units, typed=True)
+               for t in item.history]
+    prompt = template.typed_prompt(item.transcript, history).ids
+    assert rendered.ids[:rendered.boundary] == prompt
+    markers = template.vocab.markers
+    target = rendered.ids[rendered.boundary:]
+    assert target[-1] == markers.end_of_assistant
+    assert template.vocab.units_to_ids((13, 14, 15)) == [rendered.ids[p] for p in
+                                                          rendered.speech_positions[:-1]]
+    assert template.vocab.decode_text(target[:target.index(markers.speech_start)]).strip() == (
+        "your name is anna")
+
+
+def test_stage0_text_chat_has_an_empty_speech_segment_and_no_units(template, renderer):
+    item = recall()
+    rendered = renderer.typed(item, speech=False)
+    markers = template.vocab.markers
+    units = set(template.vocab.units_to_ids(range(N_UNITS)))
+    assert not units & set(rendered.ids)  # text in, text out: no speech anywhere
+    target = rendered.ids[rendered.boundary:]
+    start = target.index(markers.speech_start)
+    assert target[start + 1] == markers.speech_end and target[-1] == markers.end_of_assistant
+    # the prompt is the server's typed prompt, with the earlier turns typed and speechless
+    history = [PastTurn((), t.transcript, t.reply_text, (), typed=True) for t in item.history]
+    assert rendered.ids[:rendered.boundary] == template.typed_prompt(item.transcript, history).ids
