@@ -38,10 +38,11 @@ from server.realtime.client_events import (
     SessionUpdate,
 )
 from server.realtime.client_parsing import parse_client_event
-from server.realtime.dialect import Dialect, render
+from server.realtime.dialect import Dialect
 from server.realtime.input_audio import InputAudio, TurnEnded, TurnEvent, TurnStarted
 from server.realtime.input_transcripts import InputTranscripts
 from server.realtime.items import ItemLedger
+from server.realtime.outbox import Outbox
 from server.realtime.response import ResponseRun
 from server.realtime.session_options import SessionOptions, output_modalities
 from server.realtime.turn_settings import TurnSettings
@@ -61,8 +62,9 @@ class RealtimeSession:
         self.ws = websocket
         self.state = state
         self.settings = state.settings
-        self.dialect = dialect
         self.id = new_id("sess")
+        self.outbox = Outbox(websocket, dialect)
+        self.emit = self.outbox.send
         self.conversation = state.runtime.new_conversation()
         self.conversation_id = new_id("conv")
         self.vad_defaults = VadConfig(
@@ -80,8 +82,6 @@ class RealtimeSession:
         self.items = ItemLedger()
         self.response: ResponseRun | None = None
         self._response_task: asyncio.Task[None] | None = None
-        self._send_lock = asyncio.Lock()
-        self._closed = False
         self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
             SessionUpdate: self._session_update,
             InputAudioBufferAppend: self._append,
@@ -94,6 +94,10 @@ class RealtimeSession:
             ConversationItemDelete: self._item_delete,
             ConversationItemRetrieve: self._item_retrieve,
         }
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.outbox.dialect
 
     @property
     def responding(self) -> bool:
@@ -111,13 +115,13 @@ class RealtimeSession:
         log.info("session opened", extra={"dialect": self.dialect.value})
         try:
             await self.emit(out.SessionCreated(session=self._session_state()))
-            while not self._closed:
+            while not self.outbox.closed:
                 message = await self._receive()
                 if message is None:
                     break
                 await self._handle(message)
         finally:
-            self._closed = True  # nothing more can be sent: cancel without notifying
+            self.outbox.shut()  # nothing more can be sent: cancel without notifying
             await self._cancel_response("client_disconnected")
             await self.transcripts.close()
             self.state.metrics.active_sessions.dec()
@@ -126,25 +130,14 @@ class RealtimeSession:
 
     async def close(self, code: int, reason: str) -> None:
         """Cancel any response (the client still gets `response.done`) and close the socket."""
-        if self._closed:
+        if self.outbox.closed:
             return
         await self._cancel_response("server_shutting_down")
-        self._closed = True
+        self.outbox.shut()
         try:
             await self.ws.close(code, reason)
         except (RuntimeError, OSError, WebSocketDisconnect):
             pass  # the peer is already gone
-
-    async def emit(self, event: out.ServerEvent) -> None:
-        """Send one server event in this session's dialect; a gone peer is not an error."""
-        text = render(event, self.dialect)
-        if text is None or self._closed:
-            return
-        async with self._send_lock:
-            try:
-                await self.ws.send_text(text)
-            except (RuntimeError, OSError, WebSocketDisconnect):
-                self._closed = True
 
     async def _receive(self) -> dict[str, Any] | None:
         """The next client message; None once the client is gone or the session idled out."""
@@ -203,7 +196,7 @@ class RealtimeSession:
         options = self.options.updated(event.session, chains=self.state.runtime.chains,
                                        vad_defaults=self.vad_defaults)
         if event.session.type == "realtime":
-            self.dialect = Dialect.GA
+            self.outbox.dialect = Dialect.GA
         self.input.set_wire_rate(options.input_format.rate)
         if options.turns.vad != self.turns.vad:
             self.input.set_turn_detection(options.turns.vad)
