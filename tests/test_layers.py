@@ -15,10 +15,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("model", "server", "training", "clients", "bench")
 # A package may import only the packages listed for it (and itself, and third-party code).
+# clients/ speaks only the public protocol, so it imports none of the project's packages.
 ALLOWED = {
     "model": set(),
     "server": {"model"},
+    "training": {"model"},
+    "clients": set(),
 }
+MAX_PRODUCTION_LINES = 400  # one job per module (the house style)
 
 
 def module_name(path: Path) -> str:
@@ -109,3 +113,11 @@ def test_no_package_imports_a_layer_above_it(package):
                     if name.split(".")[0] == package for target in targets
                     if target.split(".")[0] not in allowed)
     assert not upward, "imports against the layering:\n" + "\n".join(upward)
+
+
+def test_every_production_module_has_at_most_400_lines():
+    files = [path for package in PACKAGES for path in (ROOT / package).rglob("*.py")]
+    files.append(ROOT / "icot.py")
+    long = sorted(f"{path.relative_to(ROOT)}: {n} lines" for path in files
+                  if (n := len(path.read_text().splitlines())) > MAX_PRODUCTION_LINES)
+    assert not long, "modules over the limit:\n" + "\n".join(long)
