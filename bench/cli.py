@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from types import ModuleType
 
-from bench import codec, engine, latency, load, unit_context
+from bench import codec, engine, latency, load, unit_context, unit_stress
 
 BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
     "engine": (engine, "engine prefill, decode ms/step by batch, weights floor, TTFA"),
@@ -17,6 +17,8 @@ BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
     "codec": (codec, "unit codec round-trip WER (Whisper tiny.en), speed, streaming"),
     "unit-context": (unit_context,
                      "unit codec encoder context: cross-voice identification, decoded WER"),
+    "unit-stress": (unit_stress,
+                    "unit candidates (cepstral, Whisper encoder) identified on the stress set"),
     "load": (load, "concurrent realtime sessions: TTFA, audio RTF, errors, server RSS"),
 }
 

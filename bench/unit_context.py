@@ -28,12 +28,9 @@ import itertools
 import os
 import random
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
-
-if TYPE_CHECKING:  # the heavy imports stay inside `run`, so `icot bench --help` stays fast
-    from model.codecs.units import UnitCodec
 
 REFERENCE_VOICES = 3  # training voices per question among the references
 HELD_OUT_QUERIES = 2  # held-out voices per question among the queries
@@ -63,16 +60,17 @@ def collapsed(units: np.ndarray) -> list[int]:
     return units[keep].tolist()
 
 
-def identified_share(codec: UnitCodec, references: list[tuple[str, np.ndarray]],
+def identified_share(encode: Callable[[np.ndarray], np.ndarray],
+                     references: list[tuple[str, np.ndarray]],
                      queries: list[tuple[str, np.ndarray]]) -> float:
-    """Share of queries whose nearest reference (edit distance of collapsed units) has their
-    text."""
+    """Share of queries whose nearest reference (edit distance of collapsed units, `encode`: a
+    clip → its units) has their text."""
     from rapidfuzz.distance import Levenshtein
 
-    encoded = [(text, collapsed(codec.encode(clip))) for text, clip in references]
+    encoded = [(text, collapsed(encode(clip))) for text, clip in references]
     hits = 0
     for text, clip in queries:
-        units = collapsed(codec.encode(clip))
+        units = collapsed(encode(clip))
         distances = [Levenshtein.normalized_distance(units, ref) for _, ref in encoded]
         hits += encoded[int(np.argmin(distances))][0] == text
     return hits / len(queries)
@@ -140,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
             decoded = [decoding.decode(decoding.encode(reply_audio(reply))) for reply in judged]
             wers.append(judge.word_error_rate(judged, decoded, SAMPLE_RATE_HZ))
         rows.append((context, cepstra, fit_s,
-                     identified_share(codec, references, training_queries),
-                     [identified_share(codec, references, queries)
+                     identified_share(codec.encode, references, training_queries),
+                     [identified_share(codec.encode, references, queries)
                       for queries in [held_out_queries, *noisy_queries]], wers))
 
     seconds = sum(clip.size for clip in fit_audio) / SAMPLE_RATE_HZ

@@ -40,14 +40,14 @@ def test_a_query_counts_when_its_nearest_reference_has_its_text(
 ) -> None:
     assert len({text for text, _ in questions}) == len(questions)
     # Each clip is its own nearest reference (distance 0): identified under its own text...
-    assert identified_share(codec, questions, questions) == 1.0
+    assert identified_share(codec.encode, questions, questions) == 1.0
     # ...and not under another question's.
     relabelled = [(questions[(i + 1) % len(questions)][0], clip)
                   for i, (_, clip) in enumerate(questions)]
-    assert identified_share(codec, questions, relabelled) == 0.0
+    assert identified_share(codec.encode, questions, relabelled) == 0.0
     # One query of six carrying a wrong label: five of six identified.
     one_wrong = [(questions[1][0], questions[0][1]), *questions[1:]]
-    assert identified_share(codec, questions, one_wrong) == pytest.approx(5 / 6)
+    assert identified_share(codec.encode, questions, one_wrong) == pytest.approx(5 / 6)
 
 
 def test_options_choose_contexts_cepstra_and_noise_levels() -> None:
