@@ -207,6 +207,7 @@ class SlotSampler:
         self._counters = torch.zeros(max_slots, dtype=torch.long, device=device)
         self._seen = torch.zeros(max_slots, vocab_size, dtype=torch.bool, device=device)
         self._allowed = torch.ones(max_slots, vocab_size, dtype=torch.bool, device=device)
+        self._rows = torch.arange(max_slots, device=device)  # (S,)
         self._masks = [torch.ones(vocab_size, dtype=torch.bool, device=device)]  # 0: all ids
         self._mask_ids: dict[frozenset[int], int] = {}
         self._host: list[tuple[SamplingParams, int]] = [(GREEDY, 0)] * max_slots
@@ -298,8 +299,7 @@ class SlotSampler:
             allowed=self._allowed[:batch] if stages.mask else None,
             any_random=stages.random,
         )  # (B,)
-        seen = self._seen[:batch]
-        column = tokens[:, None]  # (B, 1)
-        seen.scatter_(1, column, seen.gather(1, column) | active[:, None])
+        rows = self._rows[:batch]  # (B,)
+        self._seen[rows, tokens] = self._seen[rows, tokens] | active
         self._counters[:batch] += active
         return tokens
