@@ -87,8 +87,10 @@ class DataConfig:
 class ModelConfig:
     """The model stage 1 starts from and the speech codec it speaks."""
 
-    codec_kind: Literal["units", "speechtokenizer"]
-    """units: the project's log-mel k-means codec; speechtokenizer: AnyGPT's SpeechTokenizer."""
+    codec_kind: Literal["units", "whisper-units", "speechtokenizer"]
+    """units: the project's log-mel k-means codec; whisper-units: user speech as k-means units of
+    Whisper tiny.en's encoder, replies as the unit codec's (model/codecs/heard_units.py);
+    speechtokenizer: AnyGPT's SpeechTokenizer."""
     codec_path: str | None = None
     """The codec directory; None with units: fit the unit codec on the training voices."""
     base_model: str | None = None
@@ -136,9 +138,13 @@ class UnitCodecFit:
     """Cepstral coefficients per frame that units are assigned by (0: all mels)."""
     decoder_context: int = 2
     """Units either side the context decoder reads (±1 suits ±0 encoders)."""
+    user_units: int = 512
+    """whisper-units only: k-means units over the Whisper encoder's frames of the users' turns
+    (the reply units are `units`, fitted on the assistant's replies)."""
 
     def __post_init__(self) -> None:
         require(self.units >= 2, "units", f"must be ≥ 2, got {self.units}")
+        require(self.user_units >= 2, "user_units", f"must be ≥ 2, got {self.user_units}")
         for name in ("min_frames_per_unit", "fit_dialogues"):
             require(getattr(self, name) >= 1, name, f"must be ≥ 1, got {getattr(self, name)}")
         for name in ("encoder_context", "encoder_cepstra", "decoder_context"):

@@ -279,5 +279,6 @@ def evaluate_run(recipe: Recipe, source: CorpusSource, summary: RunSummary,
         pages.append(Path(options.results))
     for page in pages:
         write_results_page(page, summary.summaries, title=f"Results: recipe {recipe.name}",
-                           setup=setup, run_dir=summary.run_dir)
+                           setup=setup, run_dir=summary.run_dir,
+                           turns=[report.to_dict() for report in reports])
     summary.results_page = pages[-1]

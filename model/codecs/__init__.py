@@ -15,6 +15,7 @@ from model.codecs.streaming import StreamingDecoder
 CODEC_CLASSES: dict[str, str] = {
     "speechtokenizer": "model.codecs.speechtokenizer:SpeechTokenizerCodec",
     "units": "model.codecs.units:UnitCodec",
+    "whisper-units": "model.codecs.heard_units:HeardUnitCodec",
 }
 
 

@@ -64,6 +64,11 @@ class SpeechCodec(ABC):
     def encode(self, samples: np.ndarray) -> np.ndarray:
         """float32 (T,) at `sample_rate` → int64 units (N,), N = ceil(T / samples_per_frame)."""
 
+    def encode_output(self, samples: np.ndarray) -> np.ndarray:
+        """Units of speech the model is to say (reply speech in training data): `encode` unless
+        a codec hears users with other units than it speaks (model/codecs/heard_units.py)."""
+        return self.encode(samples)
+
     @abstractmethod
     def decode(self, units: np.ndarray) -> np.ndarray:
         """int units (N,) → float32 (N * samples_per_frame,) at `sample_rate`."""

@@ -286,3 +286,23 @@ def test_the_anygpt_recipe_dry_runs_on_a_tiny_model(tmp_path):
     adapter = read_config(tmp_path / "b" / "icot").adapter
     config = (tmp_path / "b" / "icot" / adapter / "adapter_config.json").read_text()
     assert f'"r": {recipe.stage2.lora.r}' in config
+
+
+def test_whisper_units_fit_into_the_corpus_and_the_bundle(work):
+    """codec_kind whisper-units: users heard as Whisper-encoder units, replies spoken as the
+    reply codec's units, both in the corpus and the exported bundle."""
+    from model.codecs.heard_units import HeardUnitCodec
+
+    out = work / "whisper-units"
+    code = train_main(["--recipe", "tiny", "--out", str(out / "run"), "--quiet", "--no-eval",
+                       *overrides(work, "whisper-units"),
+                       "--set", f"data.corpus_dir={out / 'corpus'}",
+                       "--set", "model.codec_kind=whisper-units", "--set", "unit_codec.units=16",
+                       "--set", "unit_codec.user_units=16", "--set", "stage2.enabled=false",
+                       "--set", "baselines.no_cot_ata=false", "--set", "baselines.aa_icot=false"])
+    assert code == 0
+    bundle = Bundle.load(out / "bundles" / "cot")
+    assert isinstance(bundle.codec, HeardUnitCodec) and bundle.codec.vocab_size == 32
+    for record in Corpus.open(out / "corpus").iter_split("train"):
+        for turn in record["turns"]:
+            assert min(turn["user_units"]) >= 16 and max(turn["reply_units"]) < 16

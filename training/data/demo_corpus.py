@@ -270,11 +270,13 @@ def reply_audio(reply: str) -> np.ndarray:
     return _REPLY_AUDIO[reply]
 
 
-def encode(codec: SpeechCodec, samples: np.ndarray) -> list[int]:
-    """16 kHz audio → the codec's units (resampled to the codec's rate first if it differs)."""
+def encode(codec: SpeechCodec, samples: np.ndarray, *, output: bool = False) -> list[int]:
+    """16 kHz audio → the codec's units (resampled to the codec's rate first if it differs);
+    `output`: as speech the model says (the reply), else as speech it hears."""
     if codec.sample_rate != SAMPLE_RATE_HZ:
         samples = resample(samples, SAMPLE_RATE_HZ, codec.sample_rate)
-    return [int(u) for u in codec.encode(samples)]
+    units = codec.encode_output(samples) if output else codec.encode(samples)
+    return [int(u) for u in units]
 
 
 class DialogueSource:
@@ -305,7 +307,7 @@ class DialogueSource:
         for turn, clip, augmentation in zip(plan.dialogue.turns, clips, plan.augmentations,
                                             strict=True):
             user_units = encode(self.codec, clip)
-            reply_units = encode(self.codec, reply_audio(turn.reply))
+            reply_units = encode(self.codec, reply_audio(turn.reply), output=True)
             if max(len(user_units), len(reply_units)) > self.spec.max_speech_tokens:
                 return None
             turns.append({
@@ -411,8 +413,15 @@ def codec_fit_audio(spec: DemoCorpusSpec, dialogues: int, workers: int = 2) -> l
     """Audio to fit the unit codec on: the user turns of the first `dialogues` training
     dialogues (as the corpus voices them) and every distinct reply among them in the assistant
     voice, which is what the codec must decode well. No test dialogue is among them."""
+    users, replies = codec_fit_clips(spec, dialogues, workers)
+    return users + replies
+
+
+def codec_fit_clips(spec: DemoCorpusSpec, dialogues: int,
+                    workers: int = 2) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """`codec_fit_audio` as (user turns, distinct replies)."""
     plans = [plan_dialogue(spec, "train", i) for i in range(min(dialogues, spec.train_dialogues))]
     replies = sorted({turn.reply for plan in plans for turn in plan.dialogue.turns})
     prefetch_replies(replies, workers)
     users = [clip for clips in user_audio(plans, workers) for clip in clips]
-    return users + [reply_audio(reply) for reply in replies]
+    return users, [reply_audio(reply) for reply in replies]

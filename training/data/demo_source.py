@@ -26,6 +26,7 @@ from training.data.demo_corpus import (
     check_demo_corpus,
     check_held_out,
     codec_fit_audio,
+    codec_fit_clips,
     plan_dialogue,
     prefetch_replies,
     reply_audio,
@@ -165,6 +166,7 @@ class DemoSource:
         self.corpus_dir = data.corpus_dir
         self.shard_size = data.shard_size
         self.unit_codec = recipe.unit_codec
+        self.codec_kind = recipe.model.codec_kind
         self.seed = recipe.training.seed
 
     def codec_fit_audio(self) -> list[np.ndarray]:
@@ -174,24 +176,31 @@ class DemoSource:
     def fit_codec(self, directory: Path, progress: bool) -> None:
         """Fit the unit codec on the corpus's own audio, then its context decoder on the replies
         speech training may hear (the one voice it decodes; no test-only reply), and save it to
-        `directory`."""
+        `directory`. With `whisper-units` the reply codec is fitted on those replies alone and
+        the user units on the fitting dialogues' user turns."""
+        from model.codecs.heard_units import HeardUnitCodec
         from model.codecs.units import UnitCodec, UnitCodecConfig
 
         fit = self.unit_codec
-        clips = self.codec_fit_audio()
-        config = UnitCodecConfig(encoder_context=fit.encoder_context,
-                                 encoder_cepstra=fit.encoder_cepstra)
-        frames = sum(clip.size for clip in clips) // config.hop_samples
-        codec = UnitCodec.fit(clips, units=fit.units_for(frames), seed=self.seed,
-                              progress=progress, config=config)
+        users, fit_replies = codec_fit_clips(self.spec, fit.fit_dialogues)
         fitted = [plan_dialogue(self.spec, "train", i)
                   for i in range(min(fit.fit_dialogues, self.spec.train_dialogues))]
         replies = sorted(set(speech_replies()) | {
             turn.reply for plan in fitted for turn in plan.dialogue.turns})
         prefetch_replies(replies)
-        codec = codec.fit_decoder([reply_audio(reply) for reply in replies],
-                                  context=fit.decoder_context)
-        codec.save(directory)
+        reply_clips = [reply_audio(reply) for reply in replies]
+        heard = self.codec_kind == "whisper-units"
+        clips = reply_clips if heard else users + fit_replies
+        config = UnitCodecConfig(encoder_context=fit.encoder_context,
+                                 encoder_cepstra=fit.encoder_cepstra)
+        frames = sum(clip.size for clip in clips) // config.hop_samples
+        codec = UnitCodec.fit(clips, units=fit.units_for(frames), seed=self.seed,
+                              progress=progress, config=config)
+        codec = codec.fit_decoder(reply_clips, context=fit.decoder_context)
+        if heard:
+            HeardUnitCodec.fit(codec, users, fit.user_units, seed=self.seed).save(directory)
+        else:
+            codec.save(directory)
 
     def build_corpus(self, codec: SpeechCodec, progress: bool) -> None:
         """Build (or resume) the corpus, then prove that no train or dev dialogue holds

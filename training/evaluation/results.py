@@ -2,10 +2,12 @@
 
 `comparison_table` renders bundle summaries (eval.py, beside it) as markdown, rows in the
 paper's order (A-T-T-A, A-T-A without the ASR CoT, A-T-A ICoT, A-A ICoT), with each chain's
-TTFA change against the A-T-T-A row on the same utterances. `plot_losses` and
-`plot_accuracy_vs_k` read a run directory's log.jsonl / monitor.jsonl files.
-`write_results_page` puts it together in a markdown file with the PNGs in a folder beside it.
-Knows nothing of models or engines.
+TTFA change against the A-T-T-A row on the same utterances and 95 % intervals (bootstrap over
+dialogues, intervals.py); `breakdown_table` gives accuracy per category or per condition.
+`plot_losses` and `plot_accuracy_vs_k` read a run directory's log.jsonl / monitor.jsonl files.
+`write_results_page` generates the whole page: the hand-written prose comes from a file it
+includes and never writes (`prose_path`), the PNGs, summaries.json and every turn's JSON go to a
+folder beside the page. Knows nothing of models or engines.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from training.evaluation.intervals import ratio_interval
 from training.stages.logs import read_log
 
 PAPER_ORDER = ("A-T-T-A", "A-T-A no-CoT", "A-T-A ICoT", "A-A ICoT")
-STAGE_LABELS = {"stage1": "stage 1 (A-T-T-A)", "stage2": "stage 2 (ICoT → A-T-A)",
+STAGE_LABELS = {"stage0": "stage 0 (text chat)", "stage1": "stage 1 (A-T-T-A)",
+                "stage2": "stage 2 (ICoT → A-T-A)",
+                "no_cot_base": "A-T-A without CoT (full weights)",
                 "no_cot": "A-T-A without CoT", "aa_icot": "A-A with ICoT"}
 ACCURACY_STAGES = ("stage2", "aa_icot")
 TARGET_REPLY_EXACT = 0.90
@@ -29,6 +34,21 @@ TARGET_MAX_ACCURACY_DROP = 0.03
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def _interval(estimate: Mapping[str, float] | None, scale: float = 100.0,
+              shift: float = 0.0) -> str:
+    """` (88.2–93.6)`: an interval's bounds, scaled (100: percent points); '' for none."""
+    if not estimate:
+        return ""
+    return f" ({scale * (estimate['low'] + shift):.1f}–{scale * (estimate['high'] + shift):.1f})"
+
+
+def _accuracy(summary: Mapping[str, Any]) -> str:
+    """The row's reply accuracy with its interval (text chains: exact reply text)."""
+    if summary["reply_exact"] is None:
+        return "–"
+    return _pct(summary["reply_exact"]) + _interval(summary.get("accuracy_ci"))
 
 
 def _ms(value: float | None) -> str:
@@ -48,6 +68,17 @@ def ttfa_change(summary: Mapping[str, Any], reference: Mapping[str, Any] | None)
     return summary["ttfa_p50_ms"] / reference["ttfa_p50_ms"] - 1.0
 
 
+def ttfa_ratio(summary: Mapping[str, Any],
+               reference: Mapping[str, Any] | None) -> dict[str, float] | None:
+    """The row's median TTFA over the reference row's on the same dialogues, with its 95 %
+    interval (paired bootstrap over dialogues); None without both rows' TTFA by dialogue."""
+    if reference is None or not summary.get("ttfa_by_dialogue") \
+            or not reference.get("ttfa_by_dialogue"):
+        return None
+    estimate = ratio_interval(summary["ttfa_by_dialogue"], reference["ttfa_by_dialogue"])
+    return None if estimate is None else estimate.to_dict()
+
+
 def comparison_table(summaries: Sequence[Mapping[str, Any]]) -> str:
     """A markdown table of the bundle summaries (see the module docstring)."""
     rows = ordered(summaries)
@@ -59,14 +90,41 @@ def comparison_table(summaries: Sequence[Mapping[str, Any]]) -> str:
     ]
     for s in rows:
         change = ttfa_change(s, reference) if s is not reference else None
+        ratio = ttfa_ratio(s, reference) if s is not reference else None
         lines.append(
-            f"| {s['label']} | {s['chain']} | {_pct(s['reply_exact'])} | "
+            f"| {s['label']} | {s['chain']} | {_accuracy(s)} | "
             f"{_pct(s['speech_exact'])} | {_pct(s['speech_wer'])} | "
             f"{_pct(s['transcript_exact'])} | {_ms(s['ttfa_p50_ms'])} | "
-            f"{'–' if change is None else f'{100 * change:+.1f} %'} | "
+            f"{'–' if change is None else f'{100 * change:+.1f} %'}"
+            f"{_interval(ratio, shift=-1.0)} | "
             f"{_ms(s['total_p50_ms'])} | {s['turns']} |"
         )
     return "\n".join(lines)
+
+
+def breakdown_table(summaries: Sequence[Mapping[str, Any]], key: str, heading: str) -> str:
+    """Accuracy with its interval and turns per value of `key` (`accuracy_by_category` or
+    `accuracy_by_condition`), one column per row of the comparison; '' when no row has any."""
+    rows = ordered(summaries)
+    names = sorted({name for s in rows for name in s.get(key) or {}})
+    if not names or names == ["-"]:
+        return ""
+    lines = [f"| {heading} | " + " | ".join(s["label"] for s in rows) + " |",
+             "|---|" + "---|" * len(rows)]
+    for name in names:
+        cells = []
+        for s in rows:
+            cell = (s.get(key) or {}).get(name)
+            cells.append("–" if cell is None else
+                         f"{_pct(cell['value'])}{_interval(cell)}, {cell['turns']} turns")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def prose_path(page: Path) -> Path:
+    """The hand-written prose a results page includes: `results.prose.md` beside `results.md`.
+    Generating the page reads it and never writes it."""
+    return page.with_name(f"{page.stem}.prose.md")
 
 
 def target_checks(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -170,16 +228,36 @@ def write_results_page(
     title: str,
     setup: Sequence[str],
     run_dir: Path | None = None,
+    turns: Sequence[Mapping[str, Any]] | None = None,
+    prose: Path | None = None,
 ) -> Path:
-    """Write the markdown page: setup lines, the table, the target checks, the plots (PNGs in
-    `{path.stem}/` beside the page) and the per-intent accuracy; summaries.json goes there too."""
+    """Write the whole markdown page: title, the hand-written prose (`prose`, default
+    `prose_path(path)`, included when it exists), setup lines, the table, the target checks,
+    accuracy per category and per condition, the plots (PNGs in `{path.stem}/` beside the
+    page) and per intent; summaries.json and every turn's result (`turns`, as turns.json) go
+    there too, so the page's figures can be recomputed."""
     path = Path(path)
     figures = path.parent / path.stem
     figures.mkdir(parents=True, exist_ok=True)
     (figures / "summaries.json").write_text(json.dumps(list(summaries), indent=1) + "\n")
-    lines = [f"# {title}", "", *[f"- {line}" for line in setup], "",
-             comparison_table(summaries), "", "## Targets", "",
-             *[f"- {line}" for line in target_checks(summaries)], ""]
+    if turns is not None:
+        (figures / "turns.json").write_text(json.dumps(list(turns), indent=1) + "\n")
+    prose = prose_path(path) if prose is None else Path(prose)
+    lines = [f"# {title}", ""]
+    if prose.is_file():
+        lines += [prose.read_text(encoding="utf-8").strip(), ""]
+    lines += [*[f"- {line}" for line in setup],
+              "- intervals: 95 %, bootstrap over dialogues (2,000 resamples); the TTFA change's "
+              "interval is the paired interval of the median TTFA ratio",
+              f"- every turn's result: [{figures.name}/turns.json]({figures.name}/turns.json)"
+              if turns is not None else "", "",
+              comparison_table(summaries), "", "## Targets", "",
+              *[f"- {line}" for line in target_checks(summaries)], ""]
+    for key, heading in (("accuracy_by_category", "category"),
+                         ("accuracy_by_condition", "condition")):
+        table = breakdown_table(summaries, key, heading)
+        if table:
+            lines += [f"## Accuracy by {heading}", "", table, ""]
     if run_dir is not None:
         plots = [plot_losses(run_dir, figures / "loss.png"),
                  plot_accuracy_vs_k(run_dir, figures / "accuracy_vs_k.png")]
