@@ -38,10 +38,10 @@ def _pct(value: float | None) -> str:
 
 def _interval(estimate: Mapping[str, float] | None, scale: float = 100.0,
               shift: float = 0.0) -> str:
-    """` (88.2–93.6)`: an interval's bounds, scaled (100: percent points); '' for none."""
+    """` [88.2, 93.6]`: an interval's bounds, scaled (100: percent points); '' for none."""
     if not estimate:
         return ""
-    return f" ({scale * (estimate['low'] + shift):.1f}–{scale * (estimate['high'] + shift):.1f})"
+    return f" [{scale * (estimate['low'] + shift):.1f}, {scale * (estimate['high'] + shift):.1f}]"
 
 
 def _accuracy(summary: Mapping[str, Any]) -> str:
