@@ -56,6 +56,9 @@ def test_plain_up_serves_the_demo_on_cpu_port_8000(compose):
     assert _gpus(icot) == []
     assert icot["build"] == {"context": "..", "dockerfile": "docker/Dockerfile"}
     assert icot["environment"]["ICOT_BUNDLE"].endswith(":-/opt/icot/checkpoints/demo}")
+    # the capacity plan's CPU replica (docs/deploy.md)
+    assert icot["environment"]["ICOT_SLOTS"] == "${ICOT_SLOTS:-16}"
+    assert icot["environment"]["ICOT_THREADS"] == "${ICOT_THREADS:-1}"
     assert "/bundles:ro" in icot["volumes"][0]
 
 
