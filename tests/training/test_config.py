@@ -47,10 +47,18 @@ def test_anygpt_recipe_follows_the_paper():
 def test_demo_recipe_trains_from_scratch_and_exports_the_embedded_bundles():
     recipe = load_recipe("demo")
     assert recipe.model.base_model is None and recipe.stage1.method == "full"
-    assert recipe.data.source == "demo" and recipe.model.codec_kind == "units"
-    assert (recipe.export.cot_bundle, recipe.export.icot_bundle) == (
-        "checkpoints/demo-cot", "checkpoints/demo",
+    assert recipe.data.source == "demo" and recipe.model.codec_kind == "whisper-units"
+    assert recipe.stage0.enabled and recipe.stage1.typed_share > 0
+    assert recipe.baselines.no_cot_ata and recipe.baselines.aa_icot
+    assert (recipe.export.cot_bundle, recipe.export.icot_bundle, recipe.export.baselines_dir) == (
+        "checkpoints/demo-cot", "checkpoints/demo", "checkpoints/baselines",
     )
+
+
+def test_stage0_needs_the_demo_domain_and_a_model_from_scratch():
+    with pytest.raises(RecipeError, match="stage0.enabled"):
+        load_recipe("anygpt", ["stage0.enabled=true"])
+    assert not load_recipe("anygpt").stage0.enabled
 
 
 def test_overrides_set_nested_keys_with_yaml_values():
@@ -154,7 +162,7 @@ def test_unknown_recipe_names_and_bad_overrides(tmp_path):
 
 def test_the_demo_fits_the_unit_codec_documented_in_docs_codecs_and_fewer_units_on_short_audio():
     fit = load_recipe("demo").unit_codec
-    assert (fit.units, fit.fit_dialogues) == (1024, 300)
+    assert (fit.units, fit.user_units, fit.fit_dialogues) == (1024, 512, 300)
     assert (fit.encoder_context, fit.encoder_cepstra, fit.decoder_context) == (3, 13, 2)
     assert load_recipe("tiny").unit_codec == fit  # the defaults are the demo's values
     assert fit.units_for(1024 * 4) == 1024

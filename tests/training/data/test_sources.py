@@ -17,7 +17,8 @@ def test_the_demo_source_holds_the_corpus_its_recipe_describes():
     source = corpus_source(recipe)
     assert isinstance(source, DemoSource)
     spec = source.spec
-    assert (spec.train_dialogues, spec.dev_dialogues, spec.test_dialogues) == (20000, 100, 100)
+    assert (spec.train_dialogues, spec.dev_dialogues, spec.test_dialogues) == (12000, 250, 250)
+    assert (spec.text_dialogues, spec.wide_augmentation) == (20000, True)
     assert (spec.seed, spec.augment_prob, spec.max_speech_tokens) == (0, 0.5, 500)
     assert source.split_voices("test") == (
         "test voices only (en-gb-x-gbcwmd, en-us-nyc; variants m4, f4)")
