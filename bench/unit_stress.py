@@ -34,8 +34,7 @@ import numpy as np
 
 from bench.unit_context import REFERENCE_VOICES, identified_share, spoken
 
-WHISPER_SAMPLE_RATE_HZ = 16_000
-WHISPER_MELS = 80
+SAMPLE_RATE_HZ = 16_000
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -50,44 +49,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="voice and question sampling seed")
 
 
-class WhisperUnits:
-    """Units from Whisper tiny.en's encoder: (T,) 16 kHz → int64 (≈ T / 320,) at 50 Hz."""
-
-    def __init__(self, centroids: np.ndarray | None = None) -> None:
-        import ctranslate2
-        from faster_whisper.feature_extractor import FeatureExtractor
-
-        from training.evaluation.intelligibility import whisper_model_path
-
-        self._model = ctranslate2.models.Whisper(str(whisper_model_path()), device="cpu",
-                                                 compute_type="int8", intra_threads=1)
-        self._features = FeatureExtractor(feature_size=WHISPER_MELS)
-        self._storage = ctranslate2.StorageView
-        self.centroids = centroids  # (K, 384), unit length
-
-    def frames(self, samples: np.ndarray) -> np.ndarray:
-        """float32 (T,) at 16 kHz, under 30 s → unit-length encoder frames (N, 384) at 50 Hz."""
-        mel = self._features(samples, padding=0)  # (80, 2N) at 100 Hz
-        mel = mel[:, : mel.shape[1] - mel.shape[1] % 2]
-        view = self._storage.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
-        frames = np.array(self._model.encode(view, to_cpu=True))[0]  # (N, 384)
-        return frames / np.maximum(np.linalg.norm(frames, axis=1, keepdims=True), 1e-6)
-
-    def fit(self, clips: Sequence[np.ndarray], units: int, seed: int) -> WhisperUnits:
-        from model.codecs.units.fitting import fit_kmeans
-
-        points = np.concatenate([self.frames(clip) for clip in clips]).astype(np.float32)
-        centroids = fit_kmeans(points, units, seed=seed, iterations=20, progress=False)
-        self.centroids = centroids / np.maximum(
-            np.linalg.norm(centroids, axis=1, keepdims=True), 1e-6)
-        return self
-
-    def encode(self, samples: np.ndarray) -> np.ndarray:
-        if self.centroids is None:
-            raise ValueError("fit the Whisper units first")
-        return (self.frames(samples) @ self.centroids.T).argmax(axis=1).astype(np.int64)
-
-
 def encode_seconds_per_audio_second(encode: Callable[[np.ndarray], np.ndarray],
                                     clips: Sequence[np.ndarray]) -> float:
     """Encode time over audio time, one thread for numpy's BLAS and torch alike."""
@@ -98,7 +59,7 @@ def encode_seconds_per_audio_second(encode: Callable[[np.ndarray], np.ndarray],
         for clip in clips:
             encode(clip)
         elapsed = time.perf_counter() - started
-    return elapsed / (sum(clip.size for clip in clips) / WHISPER_SAMPLE_RATE_HZ)
+    return elapsed / (sum(clip.size for clip in clips) / SAMPLE_RATE_HZ)
 
 
 def stress_queries(questions: list[str], seed: int) -> dict[str, list[tuple[str, np.ndarray]]]:
@@ -120,6 +81,7 @@ def stress_queries(questions: list[str], seed: int) -> dict[str, list[tuple[str,
 
 
 def run(args: argparse.Namespace) -> int:
+    from model.codecs.heard_units import HeardUnitCodec
     from model.codecs.units import UnitCodec, UnitCodecConfig
     from training.config import load_recipe
     from training.data.demo_source import DemoSource
@@ -151,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
         fit_seconds[name] = time.perf_counter() - tick
         candidates[name] = codec.encode
     plain_audio = DemoSource(recipe).codec_fit_audio()
-    tick = time.perf_counter()
-    whisper = WhisperUnits().fit(plain_audio, args.whisper_units, args.seed)
+    tick = time.perf_counter()  # the user units of model/codecs/heard_units.py, on the same audio
+    whisper = HeardUnitCodec.fit(codec, plain_audio, args.whisper_units, seed=args.seed)
     fit_seconds["whisper"] = time.perf_counter() - tick
     candidates["whisper"] = whisper.encode
 
