@@ -1,8 +1,9 @@
 """A realtime session's conversation items: create, retrieve, truncate, delete, collect input.
 
 The ledger keeps the items in conversation order. A user item holds its audio (16 kHz float32)
-or typed words until a response takes them (`take_pending`); a system item's words are kept as
-context the bundle's template has no place for; an assistant item remembers the response that
+or typed words until a response takes them (`take_pending`); a system item's words are answered
+like typed user words (the bundle's template has no system turn; Pipecat appends its messages as
+system items); an assistant item remembers the response that
 made it, so a truncation can be checked against the audio actually sent and a deletion can take
 the reply out of the model's history. Every refusal is a `ProtocolError` naming the parameter.
 Sends nothing and knows neither the WebSocket nor the model.
@@ -103,11 +104,11 @@ class ItemLedger:
         return item, previous
 
     def add_text(self, item_id: str, role: str, text: str) -> tuple[out.Item, str | None]:
-        """Append typed words: a user item waits for a response, a system item is context."""
+        """Append typed words (user or system); they wait for a response."""
         previous = self.last_id
         item = out.Item(id=item_id, status="completed", role=role,
                         content=[out.ContentPart(type="input_text", text=text)])
-        self._records[item_id] = ItemRecord(item=item, text=text if role == "user" else None)
+        self._records[item_id] = ItemRecord(item=item, text=text)
         return item, previous
 
     def get(self, item_id: str) -> out.Item:
@@ -155,7 +156,7 @@ class ItemLedger:
         turn can leave the model's history). Answered user input stays: the reply that heard
         it is built on it."""
         record = self._record(item_id)
-        answered_user = (record.item.role == "user" and record.samples is None
+        answered_user = (record.item.role != "assistant" and record.samples is None
                          and record.text is None)
         if answered_user:
             raise ProtocolError(ErrorCode.ITEM_NOT_EDITABLE,

@@ -52,7 +52,7 @@ def test_create_returns_the_audio_of_an_acceptable_item():
 
 
 @pytest.mark.parametrize("role", ["user", "system"])
-def test_typed_words_are_items_and_user_words_wait_for_a_reply(role):
+def test_typed_words_are_items_that_wait_for_a_reply(role):
     ledger = ItemLedger()
     new = ledger.check_create(create(role, content=[{"type": "input_text", "text": "hello"},
                                                      {"type": "input_text", "text": "there"}]))
@@ -61,7 +61,7 @@ def test_typed_words_are_items_and_user_words_wait_for_a_reply(role):
     assert previous is None and item.content[0].type == "input_text"
     pending = ledger.take_pending()
     assert pending.samples is None
-    assert pending.text == ("hello there" if role == "user" else "")
+    assert pending.text == "hello there"
 
 
 def test_pending_audio_wins_over_typed_words():
