@@ -35,10 +35,11 @@ from model.engine_requests import (
     RequestHandle,
 )
 from model.llama_forward import LlamaForward
+from model.prefix_reuse import pick_slot
 from model.sampling import SlotSampler
 
 __all__ = ["Engine", "EngineBusy", "EngineClosed", "EngineConfig", "EngineError", "Request",
-           "RequestHandle", "shared_prefix_length"]
+           "RequestHandle"]
 
 
 @dataclass
@@ -277,22 +278,9 @@ class Engine:
             self._prefill_queue.append(index)
 
     def _pick_slot(self, prompt: tuple[int, ...]) -> tuple[int, int]:
-        """A free slot for `prompt` and how many of its first tokens that slot's cache holds.
-
-        The slot with the longest shared prefix wins; without one (or with reuse off), the lowest
-        free slot, which keeps decode batches compact. The shared part stops one token short of
-        the prompt: prefilling at least its last token yields the logits that start generation.
-        """
-        best, best_shared = -1, -1
-        for index, slot in enumerate(self._slots):
-            if slot is not None:
-                continue
-            shared = 0
-            if self.config.reuse_prefixes:
-                shared = shared_prefix_length(self._cached[index], prompt, len(prompt) - 1)
-            if shared > best_shared:
-                best, best_shared = index, shared
-        return best, best_shared
+        """A free slot for `prompt` and how many of its first tokens it holds (prefix_reuse.py)."""
+        free = [index for index, slot in enumerate(self._slots) if slot is None]
+        return pick_slot(free, self._cached, prompt, self.config.reuse_prefixes)
 
     def _apply_segment(self, index: int) -> None:
         slot = self._slots[index]
@@ -388,12 +376,3 @@ class Engine:
             if slot is not None:
                 self._release(index, "error", error)
 
-
-def shared_prefix_length(cached: list[int], prompt: tuple[int, ...], limit: int) -> int:
-    """How many leading tokens `cached` and `prompt` share, at most `limit`."""
-    count = 0
-    for a, b in zip(cached, prompt[:limit], strict=False):
-        if a != b:
-            break
-        count += 1
-    return count
