@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
-from server import client_secrets, cors, rest, web
+from server import client_secrets, cors, http_statuses, rest, web
 from server.realtime.endpoint import realtime_endpoint
 from server.settings import ServerSettings
 from server.state import ServerState
@@ -43,6 +43,7 @@ def create_app(settings: ServerSettings, runtime: Runtime) -> FastAPI:
 
     app = FastAPI(title="ICoT Voice", lifespan=lifespan)
     app.state.icot = state
+    http_statuses.install(app, state.metrics)
     app.add_api_websocket_route("/v1/realtime", realtime_endpoint)
     app.include_router(rest.router)
     app.include_router(client_secrets.router)

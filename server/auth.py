@@ -58,14 +58,13 @@ def choose_subprotocol(offered: Sequence[str]) -> str | None:
     """The subprotocol to echo on accept: browsers fail the handshake unless one is echoed.
 
     `realtime` when offered, else the first that does not carry a key; a key subprotocol is
-    echoed only when it is all the client offered.
+    never echoed (the key would travel back in the response headers), so a client that offers
+    only a key gets none.
     """
     if PREFERRED_SUBPROTOCOL in offered:
         return PREFERRED_SUBPROTOCOL
     plain = [p for p in offered if not p.startswith(SUBPROTOCOL_KEY_PREFIX)]
-    if plain:
-        return plain[0]
-    return offered[0] if offered else None
+    return plain[0] if plain else None
 
 
 def _offered_keys(headers: Mapping[str, str], subprotocols: Sequence[str]) -> list[str]:

@@ -40,6 +40,8 @@ class ErrorCode(StrEnum):
     SHUTTING_DOWN = "server_shutting_down"
     IDLE_TIMEOUT = "idle_timeout"
     UNAUTHORIZED = "unauthorized"
+    NOT_FOUND = "not_found"  # REST: no such path
+    METHOD_NOT_ALLOWED = "method_not_allowed"  # REST: the path takes another method
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     SERVER_ERROR = "server_error"
 

@@ -122,17 +122,19 @@ async def _read_question(request: Request, body: bytes, state: ServerState,
 
 
 async def _read_body(request: Request, limit: int, state: ServerState) -> bytes:
-    too_large = RequestRefused(error_response(
-        state.metrics, 413, ErrorCode.MESSAGE_TOO_LARGE,
-        f"the request body is over the limit of {limit} bytes"))
+    def too_large() -> RequestRefused:  # built only when refusing: building it counts it
+        return RequestRefused(error_response(
+            state.metrics, 413, ErrorCode.MESSAGE_TOO_LARGE,
+            f"the request body is over the limit of {limit} bytes"))
+
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise too_large()
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise too_large()
         chunks.append(chunk)
     return b"".join(chunks)
 

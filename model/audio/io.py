@@ -8,6 +8,7 @@ soundfile and soxr (through model/audio/resampling.py) only; no torch.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import soundfile as sf
 from model.audio.resampling import resample
 from model.audio.samples import AudioError, check_rate, check_samples, too_long_message
 
+_OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")  # a Python object's repr
 
 def read_audio(
     source: bytes | bytearray | str | Path,
@@ -49,8 +51,10 @@ def read_audio(
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        # libsndfile's own words, without the "Error opening <_io.BytesIO object at 0x…>" prefix
+        why = getattr(exc, "error_string", None) or _OBJECT_REPR.sub("the audio", str(exc))
         raise AudioError(
-            f"could not decode the audio ({exc}); send WAV, FLAC or OGG (any rate, mono or stereo)"
+            f"could not decode the audio ({why}); send WAV, FLAC or OGG (any rate, mono or stereo)"
         ) from exc
     samples = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     samples = check_samples(samples, rate, max_seconds=max_seconds)

@@ -36,7 +36,7 @@ def test_subprotocol_echo_prefers_realtime_and_hides_keys():
     assert choose_subprotocol(["openai-insecure-api-key.k", "realtime"]) == "realtime"
     assert choose_subprotocol(["openai-insecure-api-key.k", "openai-beta.realtime-v1"]) == (
         "openai-beta.realtime-v1")
-    assert choose_subprotocol(["openai-insecure-api-key.k"]) == "openai-insecure-api-key.k"
+    assert choose_subprotocol(["openai-insecure-api-key.k"]) is None  # never echo a key
     assert choose_subprotocol([]) is None
 
 
