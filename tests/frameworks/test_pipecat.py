@@ -17,6 +17,7 @@ import asyncio
 
 import pytest
 from live_icot import API_KEY, WIRE_RATE_HZ, silence_pcm
+from loguru import logger
 from pipecat.frames.frames import (
     EndFrame,
     ErrorFrame,
@@ -138,6 +139,8 @@ async def test_pipecat_greets_answers_speech_and_text_and_is_interrupted(icot_se
         await asyncio.sleep(0.5)  # whatever the barge-in sent (a truncate) is answered
         await worker.queue_frame(EndFrame())
 
+    logged: list[str] = []  # Pipecat logs through loguru
+    sink = logger.add(lambda message: logged.append(str(message)), level="ERROR")
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
     conversation = asyncio.create_task(converse())
@@ -146,6 +149,7 @@ async def test_pipecat_greets_answers_speech_and_text_and_is_interrupted(icot_se
         await asyncio.wait_for(asyncio.shield(conversation), 180)
         await asyncio.wait_for(running, 30)
     finally:
+        logger.remove(sink)
         for task in (conversation, running):
             task.cancel()
 
@@ -153,4 +157,5 @@ async def test_pipecat_greets_answers_speech_and_text_and_is_interrupted(icot_se
     assert events.errors() == []
     assert [f for f in upstream.frames + downstream.frames if isinstance(f, ErrorFrame)] == []
     assert any(isinstance(f, TTSAudioRawFrame) for f in downstream.frames)
+    assert logged == []
     assert icot_server.logged_errors() == []
