@@ -96,6 +96,7 @@ class Engine:
         self._queues = _Queues()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self.failure: BaseException | None = None  # the first step that raised, if any
 
     @classmethod
     def from_pretrained(
@@ -242,6 +243,8 @@ class Engine:
             self._prefill_some()
             self._decode()
         except Exception as error:  # noqa: BLE001 - every request must learn of the failure
+            if self.failure is None:
+                self.failure = error
             self._fail_all(error)
         return True
 

@@ -121,6 +121,11 @@ class Runtime:
         max_new = self.bundle.config.generation.max_new_tokens
         return max(1, min(self.bundle.prompt_budget, self.max_seq_len - max_new))
 
+    @property
+    def failure(self) -> BaseException | None:
+        """The error of the engine's first failed step, if one failed (the server then stops)."""
+        return self.engine.failure
+
     def new_conversation(self) -> Conversation:
         return Conversation(self.turns, self.codec.frame_rate)
 

@@ -31,14 +31,16 @@ def create_app(settings: ServerSettings, runtime: Runtime) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warmup = asyncio.create_task(state.warmup())
+        watch = asyncio.create_task(state.watch_engine())
         try:
             yield
         finally:
             if not state.draining:
                 await state.drain(0.0)
-            warmup.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await warmup
+            for task in (warmup, watch):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await runtime.close()
 
     app = FastAPI(title="ICoT Voice", lifespan=lifespan)

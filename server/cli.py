@@ -20,7 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve the bundle; a bundle that cannot load prints one line to stderr and returns 2."""
+    """Serve the bundle; a bundle that cannot load prints one line to stderr and returns 2, an
+    engine failure while serving returns 1."""
     settings = ServerSettings.from_env().with_args(args)
     configure_logging(settings.log_level, settings.log_format)
     from model.runtime import Runtime, RuntimeConfig
@@ -38,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"icot serve: cannot load bundle {settings.bundle}: {exc}", file=sys.stderr)
         return 2
-    serve_app(create_app(settings, runtime), settings)
-    return 0
+    return serve_app(create_app(settings, runtime), settings)
 
 
 def _device(name: str) -> str:

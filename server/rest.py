@@ -34,7 +34,7 @@ from model.audio import (
     resample,
     wav_bytes,
 )
-from model.engine import EngineBusy
+from model.engine import EngineBusy, EngineError
 from model.parser import ReplyTextDelta
 from model.template import PromptTooLongError
 from model.turn import ReplyAudio, TurnDone
@@ -95,6 +95,10 @@ async def speech_to_speech(request: Request, stream: bool = False,
             return _unavailable(state, ErrorCode.ENGINE_BUSY, "every engine slot is busy")
         except PromptTooLongError as exc:
             return error_response(state.metrics, 400, ErrorCode.TURN_AUDIO_TOO_LONG, str(exc))
+        except EngineError:
+            log.exception("generation failed")
+            return error_response(state.metrics, 500, ErrorCode.SERVER_ERROR,
+                                  "generation failed; see the server log")
     if reply is None:  # the client left; nothing to answer
         return Response(status_code=499)
     return _answer(request, reply, state)

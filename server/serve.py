@@ -33,9 +33,12 @@ TRANSPORT_SIZE_FACTOR = 4  # frames up to 4× the message limit reach the app (e
 UVICORN_GRACE_S = 5.0
 
 
-def serve_app(app: FastAPI, settings: ServerSettings) -> None:
-    """Run `app` with uvicorn until SIGTERM (drain) or SIGINT."""
-    build_server(app, settings).run()
+def serve_app(app: FastAPI, settings: ServerSettings) -> int:
+    """Run `app` with uvicorn until SIGTERM (drain), SIGINT or an engine failure; the exit
+    status: 0, or 1 after an engine failure (for a supervisor to restart the server)."""
+    server = build_server(app, settings)
+    server.run()
+    return server.exit_code
 
 
 def build_server(app: FastAPI, settings: ServerSettings) -> DrainingServer:
@@ -56,6 +59,8 @@ class DrainingServer(uvicorn.Server):
         self.drain_timeout_s = drain_timeout_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain_task: asyncio.Task[None] | None = None
+        self.exit_code = 0
+        state.on_engine_failure = self._engine_failed
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -72,6 +77,11 @@ class DrainingServer(uvicorn.Server):
             self._loop.call_soon_threadsafe(self._start_drain)
             return
         super().handle_exit(sig, frame)
+
+    def _engine_failed(self) -> None:
+        """The engine failed (ServerState.watch_engine): drain, then exit with status 1."""
+        self.exit_code = 1
+        self._start_drain()
 
     def _start_drain(self) -> None:
         if self._drain_task is None:

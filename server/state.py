@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from server.admission import Lease, Refused
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("icot.server")
 DRAIN_POLL_S = 0.05
+ENGINE_WATCH_S = 0.1
 
 
 class ServerState:
@@ -40,7 +42,8 @@ class ServerState:
         self.recognizer = SpeechRecognizer(TranscriptionConfig(  # loads on first use
             model=settings.transcription_model, device=settings.transcription_device))
         self.ready = False
-        self.failure: str | None = None  # why warm-up failed, if it did
+        self.failure: str | None = None  # why warm-up or the engine failed, if one did
+        self.on_engine_failure: Callable[[], None] | None = None  # the server's way to stop
         self.draining = False
         self.leases: set[Lease] = set()
 
@@ -49,7 +52,7 @@ class ServerState:
         if self.draining:
             return "the server is shutting down"
         if self.failure is not None:
-            return f"the model failed to warm up: {self.failure}"
+            return self.failure
         if not self.ready:
             return "the model is still loading"
         return None
@@ -70,11 +73,28 @@ class ServerState:
         try:
             await self.runtime.warmup()
         except Exception as exc:
-            self.failure = f"{type(exc).__name__}: {exc}"
+            self.failure = f"the model failed to warm up: {type(exc).__name__}: {exc}"
             log.exception("warm-up failed; /readyz stays 503")
             return
         self.ready = True
         log.info("ready")
+
+    async def watch_engine(self) -> None:
+        """Wait for a failed engine step; then turn unready and ask the server to stop.
+
+        A step that raised may have left the device in any state (CUDA errors are sticky), so
+        the server does not carry on: the requests in that step already ended with
+        `server_error`, /readyz turns 503, new sessions and requests are refused, and the server
+        drains and exits with status 1 for its supervisor to restart it.
+        """
+        while self.runtime.failure is None:
+            await asyncio.sleep(ENGINE_WATCH_S)
+        error = self.runtime.failure
+        self.failure = f"the engine failed: {type(error).__name__}: {error}"
+        log.error("engine failed; stopping so that a supervisor restarts the server",
+                  extra={"error": f"{type(error).__name__}: {error}"})
+        if self.on_engine_failure is not None:
+            self.on_engine_failure()
 
     def busy(self) -> bool:
         """Whether any response (realtime or REST) is still generating."""

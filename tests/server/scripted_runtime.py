@@ -59,6 +59,7 @@ class ScriptedRuntime:
         self.fail_truncate = fail_truncate  # fault injection: truncate_last_reply raises
         self.record = Record()
         self._active = 0
+        self.failure: BaseException | None = None  # a real engine's failed step (none here)
 
     @property
     def active_slots(self) -> int:
