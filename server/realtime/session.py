@@ -140,10 +140,11 @@ class RealtimeSession:
             pass  # the peer is already gone
 
     async def _receive(self) -> dict[str, Any] | None:
-        """The next client message; None once the client is gone or the session idled out."""
+        """The next client message; None once the client is gone (or stopped reading) or the
+        session idled out."""
         while True:
             try:
-                message = await asyncio.wait_for(self.ws.receive(),
+                message = await asyncio.wait_for(self._receive_unless_stalled(),
                                                  timeout=self.settings.idle_timeout_s)
             except TimeoutError:
                 if self.responding:
@@ -155,9 +156,21 @@ class RealtimeSession:
                 return None
             except (WebSocketDisconnect, RuntimeError, OSError):
                 return None
-            if message["type"] == "websocket.disconnect":
+            if message is None or message["type"] == "websocket.disconnect":
                 return None
             return message
+
+    async def _receive_unless_stalled(self) -> dict[str, Any] | None:
+        """`ws.receive()`, or None as soon as the outbox finds the client stopped reading."""
+        receive = asyncio.ensure_future(self.ws.receive())
+        stalled = asyncio.ensure_future(self.outbox.gone.wait())
+        try:
+            await asyncio.wait({receive, stalled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stalled.cancel()
+            if not receive.done():
+                receive.cancel()
+        return receive.result() if receive.done() and not receive.cancelled() else None
 
     # ------------------------------------------------------------ dispatch
 
