@@ -3,6 +3,7 @@
     icot bench load                                   # 1, 4 and 8 sessions on checkpoints/demo
     icot bench load --sessions 1 4 8 12 --threads 1   # one torch thread, as on a 2-core box
     icot bench load --url ws://host:8000/v1/realtime  # a server already running (no RSS)
+    icot bench load --sessions 4 --duration 1800      # soak: 4 users for 30 minutes
 
 Unless `--url` is given, the bench starts `icot serve` (a separate process, on loopback, with
 `--slots` the largest session count) and stops it with SIGTERM at the end. For each session count
@@ -19,6 +20,11 @@ audio before it lasts; such responses are counted ("ran dry", > 50 ms short). Er
 events, sessions refused or closed by the server, responses that did not complete. Server: the
 cores the served process kept busy (its CPU time over the wall time), its resident memory before
 the load and its peak during it (Linux /proc).
+With `--duration S` (a soak; one session count) every user keeps taking turns, cycling through
+its utterances, until S seconds have passed; after a warm-up round and again at the end, with
+the server idle, the served process's RSS, open file descriptors and session and slot gauges are
+read (bench/soak.py) and a summary line says whether they held (RSS growth ≤ 5 %, no fd, session
+or slot left over, zero errors); the exit status is 1 when they did not.
 Prints one markdown row per session count. The bench reaches the server only through its
 sockets and /proc; it imports nothing of server/.
 """
@@ -29,6 +35,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -44,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.latency import WIRE_RATE_HZ, _speak
+from bench.soak import SoakReport, idle_snapshot, rss_mib
 
 APPEND_MS = 100
 START_SPACING_S = 0.1
@@ -117,11 +125,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="WebSocket URL of a running server (nothing is started)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the utterance draw")
     parser.add_argument("--voice", default="en-us", help="espeak-ng voice of the user")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="soak: keep every user talking for this many seconds (one "
+                             "session count; reports RSS, fd and slot growth)")
 
 
 def run(args: argparse.Namespace) -> int:
     if min(args.sessions) < 1 or args.turns < 1:
         raise SystemExit("icot bench load: --sessions and --turns must be ≥ 1")
+    if args.duration is not None and (len(args.sessions) != 1 or args.url is not None):
+        raise SystemExit("icot bench load --duration: one session count, a server it starts")
     with tempfile.TemporaryDirectory(prefix="icot-load-") as scratch:
         speech = _utterances(sum(args.sessions) * args.turns, args, Path(scratch))
         with contextlib.ExitStack() as stack:
@@ -132,6 +145,10 @@ def run(args: argparse.Namespace) -> int:
                 url, pid = server.ws_url, server.pid
             else:
                 url, pid = args.url, None
+            if args.duration is not None:
+                report = soak(server, speech, args.sessions[0], args.turns, args.duration)
+                print(report.summary())
+                return 0 if report.held else 1
             results, offset = [], 0
             for count in args.sessions:
                 per_session = [speech[offset + i * args.turns:offset + (i + 1) * args.turns]
@@ -152,9 +169,24 @@ def _utterances(count: int, args: argparse.Namespace, scratch: Path) -> list[np.
     return [_speak(text, args.voice, scratch / f"u{i}.wav") for i, text in enumerate(texts)]
 
 
+def soak(server: ServerProcess, speech: list[np.ndarray], sessions: int, turns: int,
+         duration_s: float) -> SoakReport:
+    """A warm-up round (one turn each), then `sessions` users talking for `duration_s`; the
+    served process idle before and after."""
+    per_session = [speech[i * turns:(i + 1) * turns] for i in range(sessions)]
+    warm = asyncio.run(measure_level(server.ws_url, [t[:1] for t in per_session], server.pid))
+    before = idle_snapshot(server.pid, server.url)
+    until = time.perf_counter() + duration_s
+    result = asyncio.run(measure_level(server.ws_url, per_session, server.pid, until=until))
+    return SoakReport(before=before, after=idle_snapshot(server.pid, server.url),
+                      duration_s=result.wall_s, responses=len(result.responses),
+                      errors=warm.errors + result.errors)
+
+
 async def measure_level(url: str, per_session: list[list[np.ndarray]],
-                        pid: int | None) -> LevelResult:
-    """Run one session per entry of `per_session` at once; sample the server's RSS meanwhile."""
+                        pid: int | None, until: float | None = None) -> LevelResult:
+    """Run one session per entry of `per_session` at once; sample the server's RSS meanwhile.
+    With `until` (a `time.perf_counter()` value) users cycle through their turns until then."""
     result = LevelResult(len(per_session), rss_idle_mib=rss_mib(pid))
     peak = [result.rss_idle_mib or 0.0]
 
@@ -167,7 +199,7 @@ async def measure_level(url: str, per_session: list[list[np.ndarray]],
     cpu_before = cpu_seconds(pid)
     started = time.perf_counter()
     try:
-        await asyncio.gather(*(_session(url, turns, i * START_SPACING_S, result)
+        await asyncio.gather(*(_session(url, turns, i * START_SPACING_S, result, until)
                                for i, turns in enumerate(per_session)))
     finally:
         result.wall_s = time.perf_counter() - started
@@ -182,8 +214,9 @@ async def measure_level(url: str, per_session: list[list[np.ndarray]],
 
 
 async def _session(url: str, turns: list[np.ndarray], delay_s: float,
-                   result: LevelResult) -> None:
-    """One user: connect, then speak, wait for the reply and listen to it, turn after turn."""
+                   result: LevelResult, until: float | None = None) -> None:
+    """One user: connect, then speak, wait for the reply and listen to it, turn after turn
+    (with `until`, cycling through `turns` until that `time.perf_counter()` value)."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
@@ -194,8 +227,10 @@ async def _session(url: str, turns: list[np.ndarray], delay_s: float,
             await ws.send(json.dumps({"type": "session.update",
                                       "session": {"turn_detection": None}}))
             await _expect(ws, "session.updated")
-            for samples in turns:
-                timing = await _turn(ws, samples)
+            for index in itertools.count():
+                if (index >= len(turns) if until is None else time.perf_counter() >= until):
+                    break
+                timing = await _turn(ws, turns[index % len(turns)])
                 if timing is None:
                     result.errors.append("response without audio or not completed")
                     continue
@@ -241,20 +276,6 @@ async def _turn(ws, samples: np.ndarray) -> ResponseTiming | None:
         if event["type"] == "response.done":
             completed = event["response"]["status"] == "completed"
             return ResponseTiming(chunks) if chunks and completed else None
-
-
-def rss_mib(pid: int | None) -> float | None:
-    """Resident memory of process `pid` in MiB (Linux), None without a pid or /proc."""
-    if pid is None:
-        return None
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return None
 
 
 def cpu_seconds(pid: int | None) -> float | None:
