@@ -30,7 +30,6 @@ class ErrorCode(StrEnum):
     BUFFER_EMPTY = "input_audio_buffer_commit_empty"
     NO_ACTIVE_RESPONSE = "response_cancel_not_active"
     RESPONSE_ACTIVE = "conversation_already_has_active_response"
-    NO_INPUT_AUDIO = "response_no_input_audio"
     ITEM_NOT_FOUND = "item_not_found"
     ITEM_NOT_EDITABLE = "item_not_editable"
     INVALID_AUDIO_END = "invalid_audio_end_ms"

@@ -92,14 +92,14 @@ def _render_session(session: dict[str, Any], dialect: Dialect) -> dict[str, Any]
 
 
 def _render_response(response: dict[str, Any], dialect: Dialect) -> dict[str, Any]:
-    rate = response.pop("output_rate")
+    rate, kind = response.pop("output_rate"), response.pop("output_format")
     for item in response["output"]:
         _render_item(item, dialect)
     if dialect is Dialect.BETA:
-        response["output_audio_format"] = _format(rate, dialect)
+        response["output_audio_format"] = _format(rate, dialect, kind)
         return response
     response["output_modalities"] = response.pop("modalities")
-    response["audio"] = {"output": {"format": _format(rate, dialect)}}
+    response["audio"] = {"output": {"format": _format(rate, dialect, kind)}}
     return response
 
 

@@ -72,7 +72,8 @@ class ResponseRun:
         self.response = out.Response(id=self.id, status="in_progress",
                                      conversation_id=conversation_id,
                                      modalities=list(modalities), metadata=metadata,
-                                     output_rate=output_format.rate)
+                                     output_rate=output_format.rate,
+                                     output_format=output_format.type)
         self.output_format = output_format
         self.output_rate = output_format.rate
         self.history_index = len(conversation.history)  # where the turn will be kept

@@ -86,6 +86,7 @@ class Response(BaseModel):
     conversation_id: str
     modalities: Modalities
     output_rate: int = DEFAULT_RATE_HZ  # rendered as output_audio_format / audio.output.format
+    output_format: str = "audio/pcm"  # or audio/pcmu, audio/pcma (G.711, 8 kHz)
 
 
 class SessionState(BaseModel):

@@ -196,6 +196,7 @@ async def test_g711_in_and_out_at_8_khz(serve, scripted, speak, ga_type, beta_na
                    if e["type"] == "response.output_audio.delta")
     # one byte per 8 kHz sample of the reply
     assert len(out) == pytest.approx(runtime.reply_audio.size / 2, rel=0.01)
+    assert events[-1]["response"]["audio"]["output"]["format"] == {"type": ga_type}
     beta = await Client.open(f"{serve(scripted()).ws_url}?dialect=beta")
     await beta.recv()
     await beta.send(type="session.update", session={"input_audio_format": beta_name,
