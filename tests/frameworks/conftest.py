@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # live_icot, openai_events, session_log
+sys.path.insert(0, str(Path(__file__).parent))  # framework_server, openai_events, session_log
 
-from live_icot import LiveServer, espeak_pcm, start_server, stop_server  # noqa: E402
+from framework_server import LiveServer, espeak_pcm, start_server, stop_server  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from live_icot import API_KEY, WIRE_RATE_HZ, silence_pcm
+from framework_server import API_KEY, WIRE_RATE_HZ, silence_pcm
 from livekit import rtc
 from livekit.plugins.openai.realtime import RealtimeModel
 from session_log import ErrorRecords, ServerEvents, audio_bytes, reply_transcript

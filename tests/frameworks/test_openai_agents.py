@@ -13,7 +13,7 @@ import asyncio
 import pytest
 from agents.realtime import RealtimeAgent, RealtimeRunner
 from agents.realtime.model_inputs import RealtimeModelSendRawMessage
-from live_icot import API_KEY, silence_pcm
+from framework_server import API_KEY, silence_pcm
 from session_log import ErrorRecords, ServerEvents, audio_bytes, reply_transcript
 
 pytestmark = pytest.mark.frameworks

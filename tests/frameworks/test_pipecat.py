@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from live_icot import API_KEY, WIRE_RATE_HZ, silence_pcm
+from framework_server import API_KEY, WIRE_RATE_HZ, silence_pcm
 from loguru import logger
 from pipecat.frames.frames import (
     EndFrame,
