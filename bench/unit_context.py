@@ -78,8 +78,8 @@ def identified_share(encode: Callable[[np.ndarray], np.ndarray],
 
 def spoken(texts: list[str], voices: list) -> list[tuple[str, np.ndarray]]:
     """(text, trimmed audio) for each text and its espeak-ng voice in turn."""
-    from training.data.demo_corpus import trim_silence
     from training.data.synth import synthesize_many
+    from training.data.voicing import trim_silence
 
     items = [(text, voice) for text, voice in zip(texts, voices, strict=True)]
     return [(text, trim_silence(clip))
@@ -88,8 +88,6 @@ def spoken(texts: list[str], voices: list) -> list[tuple[str, np.ndarray]]:
 
 def run(args: argparse.Namespace) -> int:
     from model.codecs.units import UnitCodec, UnitCodecConfig
-    from training.config import load_recipe
-    from training.data.demo_corpus import reply_audio
     from training.data.demo_source import DemoSource
     from training.data.domain import every_reply, single_turns
     from training.data.synth import (
@@ -99,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
         add_noise,
         sample_training_voice,
     )
+    from training.data.voicing import reply_audio
     from training.evaluation.intelligibility import WhisperJudge
+    from training.recipe_files import load_recipe
 
     started = time.perf_counter()
     rng = random.Random(args.seed)

@@ -64,9 +64,9 @@ def encode_seconds_per_audio_second(encode: Callable[[np.ndarray], np.ndarray],
 
 def stress_queries(questions: list[str], seed: int) -> dict[str, list[tuple[str, np.ndarray]]]:
     """Each stress condition's queries: every question in the condition's voice and signal."""
-    from training.data.demo_corpus import NO_AUGMENTATION
     from training.data.demo_source import stress_conditions
     from training.data.synth import sample_training_voice
+    from training.data.voicing import NO_AUGMENTATION
 
     rng = random.Random(seed + 1)
     queries = {}
@@ -83,10 +83,10 @@ def stress_queries(questions: list[str], seed: int) -> dict[str, list[tuple[str,
 def run(args: argparse.Namespace) -> int:
     from model.codecs.heard_units import HeardUnitCodec
     from model.codecs.units import UnitCodec, UnitCodecConfig
-    from training.config import load_recipe
     from training.data.demo_source import DemoSource
     from training.data.domain import single_turns
     from training.data.synth import sample_training_voice
+    from training.recipe_files import load_recipe
 
     started = time.perf_counter()
     rng = random.Random(args.seed)

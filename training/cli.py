@@ -41,8 +41,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.config import RecipeError, load_recipe
     from training.pipeline import RunOptions, run_recipe
+    from training.recipe_files import RecipeError, load_recipe
     from training.stages.context import RunDirectoryError
 
     try:

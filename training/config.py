@@ -4,34 +4,25 @@ A recipe says everything one `icot train --recipe NAME` run does: which corpus t
 model to start from, how long stage 0 (the domain as text chat), stage 1 (explicit A-T-T-A
 chain) and stage 2 (ICoT: stepwise transcript removal with a LoRA adapter) train, which
 baselines to add, and where the bundles go.
-Every section is a frozen dataclass that validates itself in `__post_init__`; `load_recipe`
-turns a YAML file into a `Recipe` through model/config_loader.py and reports any bad key or value
-as `file: section.key: what is wrong`. Pure data: no torch, no model, no I/O beyond the YAML.
+Every section is a frozen dataclass that validates itself in `__post_init__`;
+training/recipe_files.py reads a YAML file into a `Recipe` (through model/config_loader.py).
+Pure data: no torch, no model, no I/O.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from model.config_loader import ConfigError, from_data, require, to_data
+from model.config_loader import require, to_data
 from training.stages.schedule import RemovalSchedule
 
-RECIPES_DIR = Path(__file__).parent / "recipes"
 PHASES = ("all", "prepare", "train")  # what `icot train --phase` runs of a recipe (pipeline.py)
 
 LLAMA_LORA_TARGETS: tuple[str, ...] = (
     "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 """Every linear layer of a Llama block: attention projections and the MLP."""
-
-
-class RecipeError(ValueError):
-    """A recipe that cannot be used; the message names the file and the YAML key."""
 
 
 @dataclass(frozen=True)
@@ -383,59 +374,3 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, not tuples) that `recipe_from_dict` reads back."""
         return to_data(self)
-
-
-def _apply_override(raw: dict[str, Any], override: str) -> None:
-    """Set `section.key=value` (value parsed as YAML) in the raw recipe mapping."""
-    dotted, sep, text = override.partition("=")
-    if not sep or not dotted:
-        raise RecipeError(f"override {override!r}: expected section.key=value")
-    *parents, leaf = dotted.split(".")
-    node = raw
-    for depth, part in enumerate(parents):
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            section = ".".join(parents[: depth + 1])
-            raise RecipeError(f"override {override!r}: {section} is not a section")
-    node[leaf] = yaml.safe_load(text)
-
-
-def recipe_from_dict(raw: Any, *, source: str = "recipe") -> Recipe:
-    """Build a `Recipe` from plain data; errors read `source: section.key: problem`."""
-    try:
-        return from_data(Recipe, raw, source=source, root="recipe")
-    except ConfigError as error:
-        raise RecipeError(str(error)) from None
-
-
-def shipped_recipes() -> list[Path]:
-    """The YAML recipes that ship in training/recipes/, sorted by name."""
-    return sorted(RECIPES_DIR.glob("*.yaml"))
-
-
-def resolve_recipe(name_or_path: str | Path) -> Path:
-    """A recipe file: an existing path, or the name of a shipped recipe (`demo` → demo.yaml)."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    shipped = RECIPES_DIR / f"{name_or_path}.yaml"
-    if shipped.is_file():
-        return shipped
-    names = ", ".join(p.stem for p in shipped_recipes())
-    raise RecipeError(f"no recipe file {str(name_or_path)!r} and no shipped recipe of that name "
-                      f"(shipped: {names})")
-
-
-def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
-    """Read a recipe file (or shipped recipe name), apply `section.key=value` overrides."""
-    path = resolve_recipe(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise RecipeError(f"{path}: not valid YAML: {error}") from None
-    if raw is None:
-        raw = {}
-    if isinstance(raw, dict):
-        for override in overrides:
-            _apply_override(raw, override)
-    return recipe_from_dict(raw, source=str(path))

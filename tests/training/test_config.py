@@ -9,14 +9,8 @@ import random
 import pytest
 import yaml
 
-from training.config import (
-    LLAMA_LORA_TARGETS,
-    Recipe,
-    RecipeError,
-    load_recipe,
-    recipe_from_dict,
-    shipped_recipes,
-)
+from training.config import LLAMA_LORA_TARGETS, Recipe
+from training.recipe_files import RecipeError, load_recipe, recipe_from_dict, shipped_recipes
 from training.stages.schedule import RemovalSchedule
 
 

@@ -20,8 +20,8 @@ from safetensors.torch import load_file
 from model.bundle import Bundle, read_config
 from model.chain import Chain
 from training.cli import main as train_main
-from training.config import load_recipe
 from training.data.shards import Corpus
+from training.recipe_files import load_recipe
 from training.stages.logs import read_log
 from training.stages.schedule import OptimizerReset
 

@@ -18,8 +18,6 @@ from model.audio.level import speech_level_dbfs
 from model.codecs import SpeechCodec
 from training.config import Recipe
 from training.data.demo_corpus import (
-    NO_AUGMENTATION,
-    Augmentation,
     DemoCorpusSpec,
     DialoguePlan,
     build_demo_corpus,
@@ -28,8 +26,6 @@ from training.data.demo_corpus import (
     codec_fit_audio,
     codec_fit_clips,
     plan_dialogue,
-    prefetch_replies,
-    reply_audio,
     user_audio,
 )
 from training.data.domain import speech_replies
@@ -47,6 +43,7 @@ from training.data.synth import (
     check_voice,
     voice_named,
 )
+from training.data.voicing import NO_AUGMENTATION, Augmentation, prefetch_replies, reply_audio
 
 SPLIT_VOICES = {
     "train": "training voices, augmented",

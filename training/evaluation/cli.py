@@ -66,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from model.bundle import BundleError, read_config
-    from training.config import RecipeError, load_recipe
     from training.data.demo_source import Condition, stress_conditions
     from training.data.source import SourceError
     from training.data.sources import corpus_source
     from training.data.synth import SynthesisError
     from training.evaluation.eval import evaluate, machine_description
     from training.evaluation.results import comparison_table, write_results_page
+    from training.recipe_files import RecipeError, load_recipe
 
     if len(args.labels) > len(args.bundles):
         print("icot eval: more --label than --bundle", file=sys.stderr)

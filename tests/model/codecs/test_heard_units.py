@@ -10,8 +10,8 @@ import pytest
 from model.codecs import load_codec
 from model.codecs.heard_units import HeardUnitCodec
 from model.codecs.units import UnitCodec
-from training.data.demo_corpus import trim_silence
 from training.data.synth import ASSISTANT_VOICE, Voice, synthesize_many
+from training.data.voicing import trim_silence
 
 QUESTIONS = ("what is two plus six", "what is two plus seven", "count from three to five",
              "what color is snow", "i come from peru", "say red blue monday backwards")

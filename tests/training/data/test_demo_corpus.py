@@ -11,16 +11,13 @@ import pytest
 
 from model.codecs.units import UnitCodec
 from training.data.demo_corpus import (
-    NO_AUGMENTATION,
     SPEECH_SPLITS,
     SPLITS,
-    Augmentation,
     DemoCorpusSpec,
     build_demo_corpus,
     check_held_out,
     codec_fit_audio,
     plan_dialogue,
-    trim_silence,
 )
 from training.data.domain import Category, reply_to
 from training.data.shards import Corpus, CorpusError
@@ -32,6 +29,7 @@ from training.data.synth import (
     TRAINING_LANGUAGES,
     TRAINING_VARIANTS,
 )
+from training.data.voicing import NO_AUGMENTATION, Augmentation, trim_silence
 
 SPEC = DemoCorpusSpec(train_dialogues=3, dev_dialogues=1, test_dialogues=2, seed=7,
                       augment_prob=1.0, text_dialogues=3)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from training.config import load_recipe
 from training.data.demo_source import DemoSource
 from training.data.soda_corpus import SodaSource
 from training.data.source import SourceError
 from training.data.sources import corpus_source
+from training.recipe_files import load_recipe
 
 
 def test_the_demo_source_holds_the_corpus_its_recipe_describes():

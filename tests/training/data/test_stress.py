@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.data.demo_corpus import NO_AUGMENTATION, Augmentation
 from training.data.demo_source import Condition, stress_conditions
 from training.data.synth import (
     DEV_VOICE_NAMES,
@@ -17,6 +16,7 @@ from training.data.synth import (
     TRAINING_LANGUAGES,
     TRAINING_VARIANTS,
 )
+from training.data.voicing import NO_AUGMENTATION, Augmentation
 
 
 def speechlike() -> np.ndarray:

@@ -98,8 +98,8 @@ def _first_test_reply() -> tuple[np.ndarray, int]:
     first test question of demo domain v1, which the shipped bundle was trained on)."""
     from model.runtime import Runtime
     from model.turn import ReplyAudio
-    from training.data.demo_corpus import trim_silence
     from training.data.synth import SAMPLE_RATE_HZ, Voice, synthesize
+    from training.data.voicing import trim_silence
 
     question = trim_silence(synthesize("count from two to six", Voice("en-us-nyc", "m4", 150)))
 
