@@ -59,8 +59,7 @@ class Spectral:
         `weight` is `window_weight(N)`, passed in by loops that invert many spectra of one size.
         """
         frames = spectrum.shape[0]
-        pieces = scipy.fft.irfft(spectrum, n=self.window, axis=1).astype(np.float32)  # (N, W)
-        signal = self._overlap_add(pieces * self.hann)
+        signal = self._overlap_add(self._windowed_inverse(spectrum))
         weight = self.window_weight(frames) if weight is None else weight
         return signal[self.left_pad:self.left_pad + frames * self.hop] / weight
 
@@ -80,15 +79,38 @@ class Spectral:
         """
         frames = magnitude.shape[0]
         weight = self.window_weight(frames)
+        own_hops = slice(self.left_pad, self.left_pad + frames * self.hop)
+        # the istft → stft round trip of each iteration in place: the signal's samples go
+        # straight into one zero-padded buffer whose frames are a fixed strided view of it
+        padded = np.zeros(self.left_pad + frames * self.hop + self.window, dtype=np.float32)
+        framed = self._frames(padded, frames)  # (N, W) view
+        magnitude = magnitude.astype(np.result_type(magnitude, phase))  # cast once, not per product
         spectrum = magnitude * phase  # (N, F)
         previous: np.ndarray | None = None
         for _ in range(iterations):
-            consistent = self.stft(self.istft(spectrum, weight), frames)  # (N, F)
-            accelerated = consistent if previous is None else (
-                consistent + momentum * (consistent - previous))
+            signal = self._overlap_add(self._windowed_inverse(spectrum))
+            np.divide(signal[own_hops], weight, out=padded[own_hops])
+            consistent = scipy.fft.rfft(framed * self.hann, axis=1)  # (N, F)
+            if previous is None:
+                accelerated = consistent
+            else:
+                step = np.subtract(consistent, previous, out=previous)
+                accelerated = consistent + np.multiply(momentum, step, out=step)
             previous = consistent
-            spectrum = magnitude * accelerated / np.maximum(np.abs(accelerated), 1e-8)
+            spectrum = magnitude * accelerated
+            spectrum /= np.maximum(np.abs(accelerated), 1e-8)
         return self.istft(spectrum, weight)
+
+    def _windowed_inverse(self, spectrum: np.ndarray) -> np.ndarray:
+        """complex (N, F) → float32 (N, W): each frame's inverse FFT times the window."""
+        pieces = scipy.fft.irfft(spectrum, n=self.window, axis=1).astype(np.float32, copy=False)
+        return np.multiply(pieces, self.hann, out=pieces)
+
+    def _frames(self, padded: np.ndarray, frames: int) -> np.ndarray:
+        """(L,) → (frames, W) read-only view: frame t is padded[t * hop : t * hop + W]."""
+        step = padded.strides[0]
+        return np.lib.stride_tricks.as_strided(
+            padded, (frames, self.window), (self.hop * step, step), writeable=False)
 
     def _overlap_add(self, pieces: np.ndarray) -> np.ndarray:
         """(N, W) frames → ((N + W/hop − 1) * hop,), frame t starting at sample t * hop."""
