@@ -28,8 +28,9 @@ from demo_serve import (  # noqa: E402
     TALK_TIMEOUT_S,
     DemoServer,
     Talked,
-    free_port,
 )
+
+from bench.load import free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ Imported by tests/clients/conftest.py and the tests (this folder is put on sys.p
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,12 +41,6 @@ class DemoServer:
         while "icot_active_sessions 0.0" not in self.metrics():
             assert time.monotonic() < deadline, "sessions stayed open"
             time.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass(frozen=True)

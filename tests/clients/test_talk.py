@@ -10,9 +10,10 @@ import re
 
 import httpx
 import soundfile
-from demo_serve import API_KEY, MAX_TURN_AUDIO_S, SLOTS, free_port
+from demo_serve import API_KEY, MAX_TURN_AUDIO_S, SLOTS
 from websockets.sync.client import connect
 
+from bench.load import free_port
 from training.evaluation.intelligibility import normalize, word_error_rate
 
 TTFA_RE = re.compile(r"first audio (\d+) ms")

@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import numpy as np
 
+from bench.load import ServerProcess, free_port
 from model.audio import float_to_pcm16, read_audio
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +31,7 @@ class LiveServer:
     """A running `icot serve`; `log_path` holds its JSON log lines."""
 
     port: int
-    process: subprocess.Popen
+    process: ServerProcess
     log_path: Path
 
     @property
@@ -63,44 +59,22 @@ class LiveServer:
                 or (r.get("level") == "raw" and r["msg"].startswith("Traceback"))]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(log_path: Path, *extra: str) -> LiveServer:
-    port = _free_port()
-    icot = Path(sys.executable).parent / "icot"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [str(icot), "serve", "--bundle", str(DEMO_BUNDLE), "--threads", "1", "--host",
-         "127.0.0.1", "--port", str(port), "--api-key", API_KEY, "--log-format", "json",
-         *extra],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    live = LiveServer(port, process, log_path)
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"icot serve exited: {log_path.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{live.http_url}/readyz", timeout=2).status_code == 200:
-                return live
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    stop_server(live)
-    raise RuntimeError("icot serve did not get ready in time")
+    """`icot serve` of the demo bundle at info level in JSON, ready (/readyz 200) on return."""
+    server = ServerProcess(
+        ["--bundle", str(DEMO_BUNDLE), "--threads", "1", "--api-key", API_KEY,
+         "--log-format", "json", *extra],
+        free_port(), env={**os.environ, "PYTHONUNBUFFERED": "1"}, log_path=log_path)
+    try:
+        server.wait_ready(READY_TIMEOUT_S)
+    except (RuntimeError, TimeoutError) as exc:
+        server.stop()
+        raise RuntimeError(f"{exc}: {log_path.read_text()[-2000:]}") from exc
+    return LiveServer(server.port, server, log_path)
 
 
 def stop_server(live: LiveServer) -> None:
-    if live.process.poll() is None:
-        live.process.send_signal(signal.SIGTERM)  # the graceful drain
-        try:
-            live.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            live.process.kill()
-            live.process.wait()
+    live.process.stop(timeout_s=20)  # SIGTERM: the graceful drain; SIGKILL after 20 s
 
 
 def espeak_pcm(text: str, voice: str, wav: Path) -> bytes:

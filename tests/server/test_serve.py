@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 from realtime_client import Client
 from websockets.exceptions import ConnectionClosed
 
+from bench.load import free_port
 from server import cli
 from server.settings import ServerSettings
 
@@ -55,12 +55,6 @@ def test_a_missing_bundle_is_a_clear_error_not_a_traceback(tmp_path, capsys, res
     assert "cannot load bundle" in err and "no such bundle directory" in err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 90.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -75,7 +69,7 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 90.0) ->
 
 
 async def test_sigterm_drains_in_flight_responses_then_closes_with_1012(speak):
-    port = _free_port()
+    port = free_port()
     url, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/realtime"
     process = subprocess.Popen([sys.executable, str(SCRIPT), str(port), "10", "0.05"], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
